@@ -1,0 +1,397 @@
+"""The `semdex` command: a contract that scripts and tests rely on.
+
+Results go to stdout, progress and problems to stderr, so `semdex search ... --json | jq` works.
+Exit codes: 0 success, 1 a problem the person must fix (bad model, missing folder), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__
+from .profiles import PROFILES, TASKS
+
+log = logging.getLogger("semdex")
+
+
+class CliError(Exception):
+    """A problem to report in one line, without a traceback."""
+
+
+def _common(p: argparse.ArgumentParser, *, defaults: bool) -> None:
+    kw: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
+    p.add_argument("--data-dir", metavar="DIR", help="where the index lives "
+                   "(default: $SEMDEX_DATA_DIR or the user data dir)", **kw)
+    p.add_argument("--model", metavar="PATH", help="GGUF embedding model "
+                   "(default: the one last indexed with, else the starter model)", **kw)
+    p.add_argument("--family", choices=list(PROFILES), metavar="NAME",
+                   help="override the model family recognised from the file", **kw)
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the model", **kw)
+    p.add_argument("--gpu-layers", type=int, metavar="N",
+                   help="layers to offload to the GPU (-1: all)", **kw)
+    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr", **kw)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="semdex", description="Search your own files by meaning, privately.")
+    parser.add_argument("--version", action="version", version=f"semdex {__version__}")
+    _common(parser, defaults=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("index", help="index folders (added to the library)")
+    _common(p, defaults=False)
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="folders to index (default: every folder already added)")
+    p.add_argument("--chunk-tokens", type=int, metavar="N",
+                   help="passage length in the model's tokens (default: the family's)")
+    p.add_argument("--overlap", type=int, metavar="N", help="tokens shared by neighbours")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="skip files or folders matching this pattern (repeatable)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+
+    p = sub.add_parser("search", help="search the index")
+    _common(p, defaults=False)
+    p.add_argument("query", nargs="?", help="what to look for")
+    p.add_argument("--queries", metavar="FILE.jsonl",
+                   help='batch mode: lines of {"_id", "text"}; one JSON line out per query')
+    p.add_argument("--mode", choices=["semantic", "keyword", "hybrid"], default="hybrid")
+    p.add_argument("-k", "--k", type=int, default=10, help="passages to return (default 10)")
+    p.add_argument("--per-file", type=int, default=3, metavar="N",
+                   help="at most N passages per file (0: no limit; default 3)")
+    p.add_argument("--task", choices=list(TASKS), default=None,
+                   help="instruction preset for instruction-tuned models (default: general)")
+    p.add_argument("--instruction", metavar="TEXT", help="your own task instruction")
+    p.add_argument("--json", action="store_true", help="JSON output")
+
+    p = sub.add_parser("status", help="what is indexed, and what failed")
+    _common(p, defaults=False)
+    p.add_argument("--json", action="store_true", help="JSON output")
+
+    p = sub.add_parser("models", help="the active model, the starter, model families")
+    _common(p, defaults=False)
+    p.add_argument("paths", nargs="*", metavar="PATH", help="GGUF files or folders to inspect")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except CliError as exc:
+        print(f"semdex: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nsemdex: interrupted", file=sys.stderr)
+        return 130
+
+
+def _engine(args: argparse.Namespace):
+    from .embedder import EmbedderSettings
+    from .engine import Engine
+    from .gguf_info import ModelFileError
+    from .profiles import NotAnEmbedder
+    from .starter import StarterModelMissing
+
+    settings = EmbedderSettings(chunk_tokens=getattr(args, "chunk_tokens", None),
+                                threads=args.threads, gpu_layers=args.gpu_layers)
+    try:
+        return Engine(args.data_dir, args.model, args.family, settings)
+    except (ModelFileError, NotAnEmbedder, StarterModelMissing) as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot use the data dir: {exc}") from None
+
+
+def _load_model(engine) -> None:
+    from .gguf_info import ModelFileError
+
+    try:
+        engine.embedder  # noqa: B018 - loads the weights
+    except (ModelFileError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+
+
+# -- index ---------------------------------------------------------------------------------
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "--"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class ProgressLine:
+    """One updating line on a terminal; a line every few seconds in a log."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+        self.width = 0
+
+    def show(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        if self.tty:
+            pad = max(0, self.width - len(text))
+            self.stream.write("\r" + text + " " * pad)
+            self.width = len(text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def message(self, text: str) -> None:
+        if self.tty and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.width = 0
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty and self.width:
+            self.stream.write("\n")
+            self.width = 0
+
+
+def _describe(prog) -> str:
+    if prog.phase == "scanning":
+        return "Scanning folders…"
+    if prog.phase == "finishing":
+        return "Updating the full-text index…"
+    return (f"Indexing {prog.files_done:,}/{prog.files_total:,} files · "
+            f"{prog.chunks:,} passages · {prog.tokens_per_s:,.0f} tok/s · "
+            f"ETA {_fmt_time(prog.eta_s)}")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    with engine:
+        if not args.paths and not engine.state.folders:
+            raise CliError("no folders yet: semdex index PATH...")
+        for p in args.paths:
+            if not os.path.isdir(p):
+                raise CliError(f"not a folder: {p}")
+        _load_model(engine)
+        if args.model or args.family:
+            engine.remember_model()
+        line = ProgressLine(sys.stderr)
+        m = engine.model
+        line.message(f"Model: {m.info.name} ({m.profile.label}, {engine.embedder.dims} dims, "
+                     f"passages of {engine.embedder.chunk_tokens} tokens)")
+        last = None
+        for prog in engine.index(args.paths, excludes=args.exclude, overlap=args.overlap):
+            last = prog
+            if prog.problem:
+                path, reason = prog.problem
+                line.message(f"  ! {path}: {reason}")
+            line.show(_describe(prog), force=prog.phase != "indexing")
+        line.done()
+    assert last is not None
+    summary = {
+        "files_indexed": last.files_done - last.files_failed - last.files_skipped,
+        "files_unchanged": last.files_unchanged, "files_removed": last.files_removed,
+        "files_failed": last.files_failed, "files_skipped": last.files_skipped,
+        "passages": last.chunks, "tokens": last.tokens, "seconds": round(last.elapsed, 3),
+        "embed_seconds": round(last.embed_seconds, 3),
+        "tokens_per_s": round(last.tokens_per_s, 1),
+        "problems": [{"path": p, "reason": r} for p, r in last.problems],
+    }
+    print(f"Done in {_fmt_time(last.elapsed)}: {summary['files_indexed']:,} files indexed "
+          f"({last.chunks:,} passages), {last.files_unchanged:,} unchanged, "
+          f"{last.files_removed:,} removed, {last.files_failed:,} failed, "
+          f"{last.files_skipped:,} skipped.", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+# -- search --------------------------------------------------------------------------------
+
+def _read_queries(path: str) -> list[tuple[str, str]]:
+    out = []
+    try:
+        src = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    with src:
+        for n, line in enumerate(src, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                out.append((str(obj["_id"]), str(obj["text"])))
+            except (ValueError, KeyError, TypeError):
+                raise CliError(f'{path}:{n}: expected {{"_id": ..., "text": ...}}') from None
+    return out
+
+
+def _hit_json(hit) -> dict[str, Any]:
+    return {"path": hit.path, "score": round(hit.score, 6), "page": hit.page,
+            "start": hit.start, "end": hit.end, "line_start": hit.line_start,
+            "line_end": hit.line_end, "text": hit.text}
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .search import snippet
+
+    if (args.query is None) == (args.queries is None):
+        raise CliError("give a QUERY or --queries FILE.jsonl (not both)")
+    if args.k <= 0:
+        raise CliError("--k must be at least 1")
+    engine = _engine(args)
+    with engine:
+        if args.instruction and not engine.model.profile.instruct:
+            print(f"semdex: note: {engine.model.profile.label} takes no instruction; "
+                  "--instruction is ignored", file=sys.stderr)
+        if args.mode != "keyword":
+            _load_model(engine)
+        kw = dict(mode=args.mode, k=args.k, per_file=args.per_file or None, task=args.task,
+                  instruction=args.instruction)
+        if args.queries:
+            queries = _read_queries(args.queries)
+            results = engine.search_many([q for _, q in queries], **kw)
+            for (qid, _), hits in zip(queries, results, strict=True):
+                print(json.dumps({"_id": qid, "results": [_hit_json(h) for h in hits]},
+                                 ensure_ascii=False))
+            return 0
+        hits = engine.search(args.query, **kw)
+    if args.json:
+        print(json.dumps({"query": args.query, "mode": args.mode,
+                          "results": [_hit_json(h) for h in hits]}, ensure_ascii=False))
+        return 0
+    if not hits:
+        print("No results." if engine.status_quick() else
+              "No results: nothing is indexed yet (semdex index PATH).")
+        return 0
+    home = str(Path.home())
+    for h in hits:
+        where = f"p. {h.page}" if h.page else f"lines {h.line_start}-{h.line_end}"
+        shown = h.path.replace(home, "~", 1) if h.path.startswith(home) else h.path
+        print(f"{h.rank:>2}. {h.score:.4f}  {shown}  ({where})")
+        print(f"    {snippet(h.text, args.query)}")
+    return 0
+
+
+# -- status --------------------------------------------------------------------------------
+
+def cmd_status(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    with engine:
+        st = engine.status()
+    if args.json:
+        print(json.dumps(st, ensure_ascii=False, indent=2))
+        return 0
+    m = st["model"]
+    print(f"Data dir: {st['data_dir']}")
+    print(f"Model:    {m['name']} ({m['family']}, {m['dims']} dims, {m['quantization']})"
+          + ("  [starter]" if m["starter"] else ""))
+    print(f"Index:    {st['files']:,} files, {st['passages']:,} passages")
+    if not st["folders"]:
+        print("No folders yet: semdex index PATH")
+    for f in st["folders"]:
+        when = (time.strftime("%Y-%m-%d %H:%M", time.localtime(f["last_sync"]))
+                if f["last_sync"] else "never")
+        print(f"\n{f['path']}{'' if f['exists'] else '  (missing)'}")
+        print(f"  {f['files_indexed']:,} files, {f['passages']:,} passages, "
+              f"{f['files_failed']:,} failed, {f['files_skipped']:,} skipped; last sync {when}")
+        for p in f["problems"]:
+            print(f"  {p['status']:>7}: {p['path']}: {p['reason']}")
+    return 0
+
+
+# -- models --------------------------------------------------------------------------------
+
+def _model_entry(path: Path, family: str | None = None) -> dict[str, Any]:
+    from .gguf_info import ModelFileError, read_model_info
+    from .profiles import NotAnEmbedder, detect_profile
+
+    entry: dict[str, Any] = {"path": str(path)}
+    try:
+        info = read_model_info(path)
+        entry.update(name=info.name, arch=info.arch, size_bytes=info.file_size,
+                     quantization=info.quantization, dims=info.embedding_length,
+                     context_length=info.context_length, parameters=info.size_label,
+                     license=info.license)
+        profile = detect_profile(info, family)
+        entry.update(usable=True, family=profile.family, label=profile.label,
+                     pooling=profile.pooling_name, query_template=profile.query_template,
+                     document_template=profile.doc_template, tasks=profile.tasks,
+                     max_tokens=profile.max_tokens)
+    except (ModelFileError, NotAnEmbedder) as exc:
+        entry.update(usable=False, problem=str(exc))
+    return entry
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .starter import StarterModelMissing, starter_model_path
+    from .state import State, resolve_data_dir
+
+    state = State.load(resolve_data_dir(args.data_dir))
+    entries: list[dict[str, Any]] = []
+    paths: list[Path] = []
+    for p in args.paths:
+        pp = Path(p).expanduser()
+        paths.extend(sorted(pp.rglob("*.gguf")) if pp.is_dir() else [pp])
+    if not args.paths:
+        if args.model or state.model.path:
+            paths.append(Path(args.model or state.model.path))
+        try:
+            paths.append(starter_model_path())
+        except StarterModelMissing as exc:
+            entries.append({"path": None, "usable": False, "problem": str(exc)})
+    active = str(Path(args.model or state.model.path or "").expanduser().resolve()) \
+        if (args.model or state.model.path) else None
+    seen = set()
+    for path in paths:
+        if str(path) in seen:
+            continue
+        seen.add(str(path))
+        e = _model_entry(path, args.family)
+        e["active"] = (str(path.resolve()) == active) if active else "starter" in e.get(
+            "name", "").lower() or path.name.startswith("all-MiniLM")
+        entries.append(e)
+    if args.json:
+        print(json.dumps({"models": entries, "families": {
+            k: {"label": p.label, "pooling": p.pooling_name, "query_template":
+                p.query_template, "document_template": p.doc_template,
+                "instruction": p.instruct, "tasks": p.tasks}
+            for k, p in PROFILES.items()}}, ensure_ascii=False, indent=2))
+        return 0
+    for e in entries:
+        mark = "*" if e.get("active") else " "
+        if e.get("usable"):
+            print(f"{mark} {e['name']}  [{e['family']}]  {e['dims']} dims, {e['quantization']}, "
+                  f"{e['parameters']}, {e['size_bytes'] / 2**20:,.0f} MiB, pooling "
+                  f"{e['pooling']}\n    {e['path']}")
+        else:
+            print(f"{mark} {e['path']}\n    not usable: {e['problem']}")
+    print("\nFamilies (--family): " + ", ".join(PROFILES))
+    print("Tasks (--task): " + ", ".join(TASKS))
+    return 0
+
+
+COMMANDS = {"index": cmd_index, "search": cmd_search, "status": cmd_status,
+            "models": cmd_models}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Embed passages and queries with a GGUF model through llama-cpp-python.
+
+Everything that could make llama.cpp abort the process is checked before it is called: the
+file is parsed and validated first (gguf_info), no sequence is ever longer than the physical
+batch, and for encoders n_batch == n_ubatch. Passages arrive already tokenized (chunking did
+it, proving they fit), so they go straight into llama_decode: no second tokenization, no silent
+truncation that would cut off the EOS, EOS added by id exactly once for the decoder families.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .gguf_info import ModelFileError, ModelInfo, read_model_info
+from .profiles import Profile, detect_profile
+from .store import index_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EmbedderSettings:
+    family: str | None = None  # override the recognised family
+    chunk_tokens: int | None = None  # passage length; default: the family's
+    threads: int | None = None
+    gpu_layers: int | None = None  # None: all layers when a GPU build is present
+
+
+def default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def model_key(info: ModelInfo, profile: Profile, dims: int | None = None) -> str:
+    """The index a model's vectors live in; known from metadata alone, before loading."""
+    dims = dims or info.embedding_length or 0
+    ident = f"{info.file_size}:{len(info.tensors)}:{info.arch}"
+    tag = hashlib.blake2b(ident.encode(), digest_size=3).hexdigest()
+    return f"{index_key(info.name, info.quantization, profile.family, dims)}_{tag}"
+
+
+class Embedder:
+    """A loaded model with its family's rules; owned by one thread (the indexing worker)."""
+
+    def __init__(self, model_path: str | os.PathLike[str],
+                 settings: EmbedderSettings | None = None):
+        settings = settings or EmbedderSettings()
+        self.path = Path(model_path)
+        self.info: ModelInfo = read_model_info(self.path)
+        self.profile: Profile = detect_profile(self.info, settings.family)
+        max_tokens = self.profile.max_tokens
+        chunk = settings.chunk_tokens or self.profile.default_chunk
+        if not 16 <= chunk <= max_tokens:
+            raise ValueError(
+                f"passage length {chunk} is outside what {self.info.name} takes (16-{max_tokens})")
+        self.chunk_tokens = chunk
+        # One physical batch holds the longest sequence, so nothing is ever truncated; it is
+        # sized to the passages because attention over a larger batch is wasted work.
+        self.batch_tokens = chunk
+        self._llama = self._load(settings)
+        self._ctx = self._llama._ctx
+        self._vocab = self._llama._model.vocab
+        self.dims = int(self._llama.n_embd())
+        self._eos = self._resolve_eos()
+        self._lock = threading.Lock()
+        self.key = model_key(self.info, self.profile)
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def _load(self, settings: EmbedderSettings):
+        try:
+            import llama_cpp
+        except ImportError as exc:  # pragma: no cover - a broken install
+            raise ModelFileError(self.path, f"llama-cpp-python is not usable: {exc}") from exc
+        threads = settings.threads or default_threads()
+        gpu_layers = settings.gpu_layers
+        if gpu_layers is None:
+            gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
+        try:
+            return llama_cpp.Llama(
+                model_path=str(self.path),
+                embedding=True,
+                pooling_type=self.profile.pooling,
+                n_ctx=self.batch_tokens,
+                n_batch=self.batch_tokens,
+                n_ubatch=self.batch_tokens,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=gpu_layers,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelFileError(self.path, f"llama.cpp could not load it ({exc})") from exc
+
+    def _resolve_eos(self) -> int | None:
+        if not self.profile.ensure_eos:
+            return None
+        if self.profile.eos_text:
+            ids = self._tokenize(self.profile.eos_text, add_special=False, parse_special=True)
+            if len(ids) == 1:
+                return ids[0]
+        eos = int(self._llama.token_eos())
+        if eos < 0:
+            raise ModelFileError(self.path, "the model has no end-of-sequence token")
+        return eos
+
+    def close(self) -> None:
+        llama, self._llama = getattr(self, "_llama", None), None
+        if llama is not None:
+            llama.close()
+
+    def __enter__(self) -> Embedder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def _tokenize(self, text: str, *, add_special: bool, parse_special: bool = False
+                  ) -> list[int]:
+        import llama_cpp
+
+        data = text.encode("utf-8", "replace")
+        n_max = len(data) + 16
+        buf = (llama_cpp.llama_token * n_max)()
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, n_max, add_special,
+                                     parse_special)
+        if n < 0:
+            n_max = -n
+            buf = (llama_cpp.llama_token * n_max)()
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, n_max,
+                                         add_special, parse_special)
+        return list(buf[:n])
+
+    def count(self, text: str) -> int:
+        """Tokens of a piece of text alone (chunking packs these)."""
+        return len(self._tokenize(text, add_special=False))
+
+    def encode_document(self, text: str) -> list[int]:
+        return self._finish(self._tokenize(self.profile.format_document(text), add_special=True))
+
+    def encode_query(self, query: str, task: str | None = None,
+                     instruction: str | None = None) -> list[int]:
+        text = self.profile.format_query(query, task, instruction)
+        tokens = self._finish(self._tokenize(text, add_special=True))
+        if len(tokens) > self.batch_tokens:  # a pasted page as a query: keep its start
+            tail = tokens[-1:] if (self._eos is not None or self._ends_with_sep(tokens)) else []
+            tokens = tokens[: self.batch_tokens - len(tail)] + tail
+        return tokens
+
+    def _ends_with_sep(self, tokens: list[int]) -> bool:
+        return bool(tokens) and tokens[-1] == int(self._llama.token_eos())
+
+    def _finish(self, tokens: list[int]) -> list[int]:
+        """Decoder embedders read the last position: it must be EOS, exactly once."""
+        if self._eos is not None and (not tokens or tokens[-1] != self._eos):
+            tokens.append(self._eos)
+        return tokens
+
+    # -- embedding ---------------------------------------------------------------------------
+
+    def embed_tokens(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """L2-normalised vectors, one per token sequence, in order."""
+        out = np.empty((len(sequences), self.dims), dtype=np.float32)
+        row = 0
+        for batch in self._batches(sequences):
+            vectors = self._decode(batch)
+            out[row:row + len(batch)] = vectors
+            row += len(batch)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+    def embed_queries(self, queries: Sequence[str], task: str | None = None,
+                      instruction: str | None = None) -> np.ndarray:
+        return self.embed_tokens([self.encode_query(q, task, instruction) for q in queries])
+
+    def _batches(self, sequences: Sequence[Sequence[int]]) -> Iterator[list[Sequence[int]]]:
+        limit = self.batch_tokens
+        batch: list[Sequence[int]] = []
+        used = 0
+        for seq in sequences:
+            n = len(seq)
+            if n == 0 or n > limit:
+                raise ValueError(f"a sequence of {n} tokens does not fit a batch of {limit}")
+            if used + n > limit and batch:
+                yield batch
+                batch, used = [], 0
+            batch.append(seq)
+            used += n
+        if batch:
+            yield batch
+
+    def _decode(self, batch: list[Sequence[int]]) -> np.ndarray:
+        import llama_cpp
+
+        with self._lock:
+            lb = self._llama._batch
+            lb.reset()
+            for seq_id, seq in enumerate(batch):
+                lb.add_sequence(seq, seq_id, True)
+            self._ctx.kv_cache_clear()
+            self._ctx.decode(lb)
+            lb.reset()
+            vectors = np.empty((len(batch), self.dims), dtype=np.float32)
+            ctx = self._ctx.ctx
+            for seq_id in range(len(batch)):
+                ptr = llama_cpp.llama_get_embeddings_seq(ctx, seq_id)
+                if not ptr:
+                    raise RuntimeError("llama.cpp returned no pooled embedding")
+                vectors[seq_id] = np.ctypeslib.as_array(
+                    ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.dims,))
+            return vectors

@@ -1,0 +1,182 @@
+"""One data dir, one active model: the object both the CLI and the GUI worker drive.
+
+It resolves which model to use (the person's choice, else the one last indexed with, else the
+starter), opens that model's store, loads the model only when vectors are needed (keyword
+search and status never load weights), and remembers folders and the model in state.json.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .embedder import Embedder, EmbedderSettings, model_key
+from .gguf_info import ModelInfo, read_model_info
+from .indexer import Indexer, Progress
+from .profiles import Profile, detect_profile
+from .search import Hit, search, search_vector
+from .state import ModelChoice, State, resolve_data_dir
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelRef:
+    path: Path
+    info: ModelInfo
+    profile: Profile
+    key: str
+    is_starter: bool
+
+
+def resolve_model(state: State, model: str | os.PathLike[str] | None = None,
+                  family: str | None = None) -> ModelRef:
+    """The model to use, validated from its metadata without loading weights."""
+    from .starter import starter_model_path
+
+    chosen = model or state.model.path
+    family = family or (state.model.family if not model else None)
+    path = Path(chosen).expanduser().resolve() if chosen else starter_model_path()
+    info = read_model_info(path)
+    profile = detect_profile(info, family)
+    return ModelRef(path, info, profile, model_key(info, profile), not chosen)
+
+
+class Engine:
+    def __init__(self, data_dir: str | os.PathLike[str] | None = None,
+                 model: str | os.PathLike[str] | None = None, family: str | None = None,
+                 settings: EmbedderSettings | None = None):
+        self.data_dir = resolve_data_dir(data_dir)
+        self.state = State.load(self.data_dir)
+        self.model = resolve_model(self.state, model, family)
+        self.settings = settings or EmbedderSettings()
+        self._embedder: Embedder | None = None
+        self._store: Store | None = None
+
+    @property
+    def db_dir(self) -> Path:
+        return self.data_dir / "lancedb"
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            s = self.settings
+            self._embedder = Embedder(self.model.path, EmbedderSettings(
+                family=self.model.profile.family, chunk_tokens=s.chunk_tokens,
+                threads=s.threads, gpu_layers=s.gpu_layers))
+        return self._embedder
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            dims = self.model.info.embedding_length
+            if dims is None:  # pragma: no cover - refused by detect_profile
+                dims = self.embedder.dims
+            self._store = Store(self.db_dir, self.model.key, dims)
+        return self._store
+
+    def close(self) -> None:
+        if self._embedder is not None:
+            self._embedder.close()
+            self._embedder = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- indexing ----------------------------------------------------------------------------
+
+    def remember_model(self) -> None:
+        """Make this model the data dir's active one (what `index --model` means)."""
+        self.state.model = ModelChoice(
+            path=None if self.model.is_starter else str(self.model.path),
+            family=self.model.profile.family if not self.model.is_starter else None)
+        self.state.save(self.data_dir)
+
+    def index(self, paths: Sequence[str | os.PathLike[str]] | None = None, *,
+              cancel: threading.Event | None = None, excludes: Sequence[str] = (),
+              overlap: int | None = None) -> Iterator[Progress]:
+        """Index the given folders (added to the library), or all known folders."""
+        roots = []
+        for p in paths or list(self.state.folders):
+            root = os.path.abspath(os.path.expanduser(os.fspath(p)))
+            if not os.path.isdir(root):
+                raise NotADirectoryError(f"not a folder: {root}")
+            roots.append(root)
+        for root in roots:
+            self.state.add_folder(root)
+        self.state.save(self.data_dir)
+        indexer = Indexer(self.store, self.embedder, overlap=overlap, excludes=excludes)
+        last: Progress | None = None
+        for prog in indexer.run(roots, cancel):
+            last = prog
+            yield prog
+        if last is not None and last.phase == "done":
+            now = time.time()
+            for root in roots:
+                folder = self.state.folders[root]
+                folder.last_sync = now
+                folder.problems = {p: r for p, r in last.problems
+                                   if p.startswith(root) and r.startswith(
+                                       ("folder cannot", "disappeared"))}
+            self.state.save(self.data_dir)
+
+    # -- searching ---------------------------------------------------------------------------
+
+    def search(self, query: str, **kw: Any) -> list[Hit]:
+        embedder = None if kw.get("mode") == "keyword" else self.embedder
+        return search(self.store, embedder, query, **kw)
+
+    def search_many(self, queries: Sequence[str], *, mode: str = "hybrid",
+                    task: str | None = None, instruction: str | None = None, **kw: Any
+                    ) -> Iterator[list[Hit]]:
+        """Batch queries: their vectors are computed together, which is much faster."""
+        vectors = [None] * len(queries)
+        if mode != "keyword":
+            vectors = list(self.embedder.embed_queries(queries, task, instruction))
+        for q, v in zip(queries, vectors, strict=True):
+            yield search_vector(self.store, v, q, mode=mode, **kw)
+
+    # -- status ------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        rows = list(self.store.file_rows().values())
+        folders = []
+        for root, fs in sorted(self.state.folders.items()):
+            mine = [r for r in rows if r.root == root]
+            problems = [{"path": r.path, "status": r.status, "reason": r.reason}
+                        for r in mine if r.status != "ok"]
+            problems += [{"path": p, "status": "failed", "reason": why}
+                         for p, why in fs.problems.items()]
+            folders.append({
+                "path": root,
+                "exists": os.path.isdir(root),
+                "files_indexed": sum(1 for r in mine if r.status == "ok"),
+                "files_failed": sum(1 for p in problems if p["status"] == "failed"),
+                "files_skipped": sum(1 for r in mine if r.status == "skipped"),
+                "passages": sum(r.n_chunks for r in mine if r.status == "ok"),
+                "tokens": sum(r.n_tokens for r in mine if r.status == "ok"),
+                "last_sync": fs.last_sync,
+                "problems": sorted(problems, key=lambda p: p["path"]),
+            })
+        m = self.model
+        return {
+            "data_dir": str(self.data_dir),
+            "model": {
+                "path": str(m.path), "name": m.info.name, "family": m.profile.family,
+                "dims": m.info.embedding_length, "quantization": m.info.quantization,
+                "pooling": m.profile.pooling_name, "key": m.key, "starter": m.is_starter,
+            },
+            "passages": self.store.count_chunks(),
+            "files": sum(1 for r in rows if r.status == "ok"),
+            "folders": folders,
+        }

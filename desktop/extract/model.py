@@ -1,0 +1,42 @@
+"""Result and failure types shared by every extractor.
+
+They live apart from the dispatcher so the per-format modules can use them without importing
+each other, and so callers can tell "broken" (worth reporting) from "deliberately skipped"
+(normal, quiet) by exception type alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Section:
+    text: str
+    page: int | None = None  # 1-based page for PDFs, None for whole-document formats
+
+
+@dataclass(frozen=True)
+class Document:
+    kind: str  # "text", "markdown", "rst", "code", "html", "pdf", "docx"
+    sections: list[Section] = field(default_factory=list)
+    encoding: str | None = None  # the codec used, for formats decoded from raw text
+
+    @property
+    def text(self) -> str:
+        """All sections joined, for callers that do not care about pages."""
+        return "\n\n".join(section.text for section in self.sections)
+
+
+class _ReasonError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ExtractionError(_ReasonError):
+    """The file is broken or unreadable; ``reason`` is a short sentence for the user."""
+
+
+class Skipped(_ReasonError):
+    """The file is fine but deliberately not indexed (empty, binary, no text layer)."""

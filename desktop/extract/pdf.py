@@ -1,0 +1,112 @@
+"""Page-by-page PDF text, so search hits can point at the page they came from.
+
+Real-world PDFs are often damaged, partly unreadable or "protected" by an owner password that
+restricts nothing about reading; pypdf is used leniently so that as much text as possible is
+recovered, and every failure is turned into a short reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import unicodedata
+
+from pypdf import PasswordType, PdfReader
+from pypdf.errors import DependencyError, PyPdfError
+
+from desktop.extract.model import Document, ExtractionError, Section, Skipped
+
+logger = logging.getLogger(__name__)
+
+_MAX_CAUSE = 120
+
+
+class _ToDebug(logging.Handler):
+    """pypdf warns about every repaired defect; those are routine here, not user-facing."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            logger.debug("pypdf: %s", record.getMessage())
+        except Exception:  # a malformed log call must never break extraction
+            pass
+
+
+def _quiet_pypdf() -> None:
+    pypdf_logger = logging.getLogger("pypdf")
+    if not any(isinstance(h, _ToDebug) for h in pypdf_logger.handlers):
+        pypdf_logger.addHandler(_ToDebug())
+    pypdf_logger.propagate = False
+
+
+_quiet_pypdf()
+
+
+def _cause(exc: BaseException) -> str:
+    message = " ".join(str(exc).split())
+    if not isinstance(exc, PyPdfError):
+        message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    message = message or type(exc).__name__
+    return message if len(message) <= _MAX_CAUSE else message[: _MAX_CAUSE - 3] + "..."
+
+
+def _open(data: bytes) -> PdfReader:
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+    except DependencyError as exc:  # AES without the cryptography package
+        raise ExtractionError(f"encrypted PDF (cannot decrypt: {_cause(exc)})") from exc
+    except NotImplementedError as exc:
+        if b"/Encrypt" in data:  # certificate security, DRM plug-ins, unknown crypt filters
+            reason = f"encrypted PDF (unsupported encryption: {str(exc)[:80]})"
+            raise ExtractionError(reason) from exc
+        raise ExtractionError(f"corrupt PDF: {_cause(exc)}") from exc
+    except Exception as exc:
+        raise ExtractionError(f"corrupt PDF: {_cause(exc)}") from exc
+    if reader.is_encrypted:
+        _unlock(reader)
+    return reader
+
+
+def _unlock(reader: PdfReader) -> None:
+    """Open with the empty user password, which works whenever only an owner password is set."""
+    try:
+        result = reader.decrypt("")
+    except Exception as exc:  # DependencyError (no AES backend), unsupported algorithms, ...
+        raise ExtractionError(f"encrypted PDF (cannot decrypt: {_cause(exc)})") from exc
+    if result == PasswordType.NOT_DECRYPTED:
+        raise ExtractionError("encrypted PDF (needs a password)")
+
+
+def _clean(text: str) -> str:
+    # NFKC turns ligatures and presentation forms ("ﬁ", full-width letters) into searchable text.
+    text = unicodedata.normalize("NFKC", text.replace("\x00", ""))
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
+
+
+def extract_pdf(data: bytes) -> Document:
+    """One section per page that has text, numbered from 1 as in the file."""
+    reader = _open(data)
+    try:
+        count = len(reader.pages)
+    except Exception as exc:
+        raise ExtractionError(f"corrupt PDF: {_cause(exc)}") from exc
+    if count == 0:
+        raise ExtractionError("corrupt PDF: no pages found")
+
+    sections: list[Section] = []
+    failures: list[BaseException] = []
+    for index in range(count):
+        try:
+            text = _clean(reader.pages[index].extract_text() or "")
+        except Exception as exc:
+            logger.debug("skipping unreadable page %d: %s", index + 1, _cause(exc))
+            failures.append(exc)
+            continue
+        if text.strip():
+            sections.append(Section(text=text, page=index + 1))
+
+    if len(failures) == count:
+        raise ExtractionError(f"corrupt PDF: no page could be read ({_cause(failures[0])})")
+    if not sections:
+        raise Skipped("no text (scanned PDF?)")
+    return Document(kind="pdf", sections=sections)

@@ -1,0 +1,313 @@
+"""Bring a model's index in line with folders on disk, as a generator of progress.
+
+Reading, hashing, extracting and chunking run in a producer thread while the calling thread
+embeds and writes: llama.cpp releases the GIL during decode, so the Python side work overlaps
+the model's. Unchanged files (same size and mtime) cost one stat; a touched file whose content
+hash is unchanged costs one read and no embedding. A file that fails is recorded with its
+reason and indexing goes on; nothing already indexed is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+from . import extract
+from .chunking import Chunk, ChunkSettings, chunk_text
+from .embedder import Embedder
+from .scan import FileStat, ScanProblem, is_under, scan_folder
+from .store import FileRow, Store, file_id_for
+
+log = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 256 * 1024 * 1024
+EXTRACT_VERSION = 1
+_FLUSH_CHUNKS = 512  # passages buffered before a write (each write is a LanceDB version)
+_FLUSH_SECONDS = 10.0
+
+
+@dataclass
+class Progress:
+    """What the person sees while indexing; emitted often, cheap to copy."""
+
+    phase: str  # scanning | indexing | finishing | done | cancelled
+    files_total: int = 0  # files to read this run
+    files_done: int = 0
+    files_unchanged: int = 0
+    files_removed: int = 0
+    files_failed: int = 0
+    files_skipped: int = 0
+    chunks: int = 0
+    tokens: int = 0
+    bytes_total: int = 0
+    bytes_done: int = 0
+    elapsed: float = 0.0
+    embed_seconds: float = 0.0
+    current: str | None = None
+    problem: tuple[str, str] | None = None  # (path, reason), reported once
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.phase != "indexing" or not self.bytes_done or self.elapsed <= 0:
+            return None
+        rate = self.bytes_done / self.elapsed
+        return max(0.0, (self.bytes_total - self.bytes_done) / rate)
+
+
+@dataclass
+class _Work:
+    stat: FileStat
+    root: str
+    hash: str = ""
+    chunks: list[Chunk] = field(default_factory=list)
+    status: str = "ok"
+    reason: str = ""
+    vanished: bool = False
+    unchanged_content: bool = False
+    old: FileRow | None = None
+
+
+class Indexer:
+    def __init__(self, store: Store, embedder: Embedder, *, overlap: int | None = None,
+                 excludes: Sequence[str] = ()):
+        self.store = store
+        self.embedder = embedder
+        chunk = embedder.chunk_tokens
+        self.settings = ChunkSettings(chunk, overlap if overlap is not None else chunk // 8)
+        self.excludes = tuple(excludes)
+        self.sig = (f"{embedder.profile.family}/{self.settings.max_tokens}/"
+                    f"{self.settings.overlap}/x{EXTRACT_VERSION}")
+
+    # -- planning ----------------------------------------------------------------------------
+
+    def plan(self, roots: Sequence[str]) -> tuple[list[tuple[FileStat, str]], list[FileRow],
+                                                   list[ScanProblem], int, dict[str, FileRow]]:
+        """Compare the folders with the files table: what to read, what to forget."""
+        rows = self.store.file_rows()
+        todo: list[tuple[FileStat, str]] = []
+        problems: list[ScanProblem] = []
+        seen: set[str] = set()
+        unchanged = 0
+        for root in roots:
+            for item in scan_folder(root, self.excludes):
+                if isinstance(item, ScanProblem):
+                    problems.append(item)
+                    continue
+                if item.path in seen:
+                    continue
+                seen.add(item.path)
+                row = rows.get(item.path)
+                if (row is not None and row.size == item.size and row.mtime_ns == item.mtime_ns
+                        and row.sig == self.sig and row.status != "failed"):
+                    unchanged += 1
+                    continue
+                todo.append((item, root))
+        unreadable = {p.path for p in problems}
+        gone = [r for p, r in rows.items()
+                if p not in seen and any(is_under(p, root) for root in roots)
+                and not any(is_under(p, u) for u in unreadable)]
+        return todo, gone, problems, unchanged, rows
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self, roots: Sequence[str], cancel: threading.Event | None = None
+            ) -> Iterator[Progress]:
+        cancel = cancel or threading.Event()
+        t0 = time.monotonic()
+        prog = Progress("scanning")
+        yield replace(prog)
+        self.store.purge_orphans()
+        todo, gone, scan_problems, unchanged, rows = self.plan(roots)
+        for p in scan_problems:
+            prog.problems.append((p.path, p.reason))
+            yield replace(prog, problem=(p.path, p.reason), elapsed=time.monotonic() - t0)
+        if gone:
+            self.store.remove_files([r.file_id for r in gone])
+        prog.files_removed = len(gone)
+        prog.files_unchanged = unchanged
+        prog.files_total = len(todo)
+        prog.bytes_total = sum(s.size for s, _ in todo)
+        prog.phase = "indexing"
+        yield replace(prog, elapsed=time.monotonic() - t0)
+
+        work_q: queue.Queue[_Work | None] = queue.Queue(maxsize=64)
+        stop = threading.Event()
+        producer = threading.Thread(target=self._produce, args=(todo, rows, work_q, stop, cancel),
+                                    name="semdex-extract", daemon=True)
+        producer.start()
+        pending: list[_Work] = []  # read and chunked, waiting for vectors
+        out_chunks: list[dict] = []
+        out_files: list[FileRow] = []
+        last_flush = time.monotonic()
+        try:
+            while True:
+                item = work_q.get()
+                if item is not None:
+                    pending.append(item)
+                n_pending = sum(len(w.chunks) for w in pending)
+                if item is not None and n_pending < 64 and not work_q.empty():
+                    continue
+                if cancel.is_set():
+                    break
+                t_embed = time.monotonic()
+                done = self._embed(pending, out_chunks, out_files)
+                prog.embed_seconds += time.monotonic() - t_embed
+                pending = []
+                for w in done:
+                    prog.files_done += 1
+                    prog.bytes_done += w.stat.size
+                    prog.chunks += len(w.chunks)
+                    prog.tokens += sum(len(c.tokens) for c in w.chunks)
+                    problem = None
+                    if w.status != "ok":
+                        if w.status == "failed":
+                            prog.files_failed += 1
+                        else:
+                            prog.files_skipped += 1
+                        problem = (w.stat.path, w.reason)
+                        prog.problems.append(problem)
+                    prog.current = w.stat.path
+                    if problem:
+                        yield replace(prog, problem=problem, elapsed=time.monotonic() - t0)
+                if (len(out_chunks) >= _FLUSH_CHUNKS or item is None
+                        or time.monotonic() - last_flush > _FLUSH_SECONDS):
+                    self._flush(out_chunks, out_files)
+                    last_flush = time.monotonic()
+                yield replace(prog, elapsed=time.monotonic() - t0)
+                if item is None:
+                    break
+        finally:
+            stop.set()
+            if cancel.is_set():
+                self._flush(out_chunks, out_files)  # whole files only: safe to keep
+            while producer.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    work_q.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+        if cancel.is_set():
+            prog.phase = "cancelled"
+            yield replace(prog, elapsed=time.monotonic() - t0)
+            return
+        prog.phase = "finishing"
+        yield replace(prog, elapsed=time.monotonic() - t0)
+        self.store.optimize()
+        prog.phase = "done"
+        yield replace(prog, elapsed=time.monotonic() - t0, current=None)
+
+    def _produce(self, todo: Sequence[tuple[FileStat, str]], rows: dict[str, FileRow],
+                 out: queue.Queue[_Work | None], stop: threading.Event,
+                 cancel: threading.Event) -> None:
+        try:
+            for st, root in todo:
+                if stop.is_set() or cancel.is_set():
+                    break
+                try:
+                    work = self._prepare(st, root, rows.get(st.path))
+                except Exception as exc:  # a bug must not stall the run: report, go on
+                    log.exception("failed to prepare %s", st.path)
+                    work = _Work(st, root, status="failed",
+                                 reason=f"internal error: {type(exc).__name__}: {exc}")
+                out.put(work)
+        finally:
+            out.put(None)
+
+    def _prepare(self, st: FileStat, root: str, old: FileRow | None) -> _Work:
+        work = _Work(st, root, old=old)
+        if st.size > MAX_FILE_BYTES:
+            work.status, work.reason = "skipped", (
+                f"too large ({st.size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB)")
+            return work
+        try:
+            with open(st.path, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+        except FileNotFoundError:
+            work.vanished, work.status, work.reason = True, "failed", (
+                "disappeared while being indexed")
+            return work
+        except PermissionError:
+            work.status, work.reason = "failed", "permission denied"
+            return work
+        except OSError as exc:
+            work.status, work.reason = "failed", f"cannot be read ({exc.strerror or exc})"
+            return work
+        work.hash = hashlib.blake2b(data, digest_size=16).hexdigest()
+        if old is not None and old.hash == work.hash and old.sig == self.sig and \
+                old.status != "failed":
+            work.unchanged_content = True
+            work.status, work.reason = old.status, old.reason
+            return work
+        try:
+            doc = extract.extract(st.path, data)
+        except extract.Skipped as exc:
+            work.status, work.reason = "skipped", exc.reason
+            return work
+        except extract.ExtractionError as exc:
+            work.status, work.reason = "failed", exc.reason
+            return work
+        for section in doc.sections:
+            work.chunks.extend(chunk_text(section.text, self.embedder, self.settings,
+                                          page=section.page, first_ordinal=len(work.chunks)))
+        if not work.chunks:
+            work.status, work.reason = "skipped", "no text"
+        return work
+
+    def _embed(self, works: list[_Work], out_chunks: list[dict],
+               out_files: list[FileRow]) -> list[_Work]:
+        seqs = [c.tokens for w in works for c in w.chunks]
+        vectors = self.embedder.embed_tokens(seqs) if seqs else None
+        i = 0
+        now = time.time()
+        for w in works:
+            fid = file_id_for(w.stat.path)
+            if w.vanished:
+                self.store.remove_files([fid])
+                continue
+            for c in w.chunks:
+                out_chunks.append({
+                    "id": f"{fid}:{w.hash[:12]}:{c.ordinal}", "file_id": fid, "hash": w.hash,
+                    "path": w.stat.path, "kind": w.stat.kind, "ordinal": c.ordinal,
+                    "page": c.page, "start": c.start, "end": c.end,
+                    "line_start": c.line_start, "line_end": c.line_end,
+                    "n_tokens": len(c.tokens), "text": c.text, "vector": vectors[i],
+                })
+                i += 1
+            n_chunks = len(w.chunks)
+            n_tokens = sum(len(c.tokens) for c in w.chunks)
+            if w.unchanged_content and w.old is not None:
+                n_chunks, n_tokens = w.old.n_chunks, w.old.n_tokens
+            out_files.append(FileRow(
+                file_id=fid, path=w.stat.path, root=w.root, kind=w.stat.kind,
+                size=w.stat.size, mtime_ns=w.stat.mtime_ns, hash=w.hash, status=w.status,
+                reason=w.reason, n_chunks=n_chunks, n_tokens=n_tokens, sig=self.sig,
+                indexed_at=now))
+        return works
+
+    def _flush(self, out_chunks: list[dict], out_files: list[FileRow]) -> None:
+        if not out_chunks and not out_files:
+            return
+        import pyarrow as pa
+
+        from .store import chunk_schema
+
+        table = pa.Table.from_pylist(out_chunks, schema=chunk_schema(self.store.dims))
+        self.store.write(table, out_files)
+        out_chunks.clear()
+        out_files.clear()
+
+
+def index_folders(store: Store, embedder: Embedder, roots: Sequence[str], **kw
+                  ) -> Iterator[Progress]:
+    roots = [os.path.abspath(r) for r in roots]
+    yield from Indexer(store, embedder, **kw).run(roots)

@@ -1,0 +1,83 @@
+"""Walk a folder and list the files Semdex can read, cheaply (one stat each, no reads).
+
+Hidden entries, version-control folders, dependency trees and virtual environments are never
+indexed; folder symlinks are not followed, so a symlink loop cannot hang the walk. Folders that
+cannot be listed are reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from .extract import kind_for
+
+EXCLUDED_DIRS = frozenset({
+    "node_modules", "__pycache__", "site-packages", "venv", "env", "bower_components",
+    "$recycle.bin", "system volume information",
+})
+
+
+@dataclass(frozen=True)
+class FileStat:
+    path: str
+    size: int
+    mtime_ns: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class ScanProblem:
+    path: str
+    reason: str
+
+
+def is_excluded_name(name: str, patterns: Iterable[str] = ()) -> bool:
+    if name.startswith(".") or name.lower() in EXCLUDED_DIRS:
+        return True
+    return any(fnmatch.fnmatch(name, p) for p in patterns)
+
+
+def _is_venv(path: str) -> bool:
+    return os.path.exists(os.path.join(path, "pyvenv.cfg"))
+
+
+def scan_folder(root: str, patterns: Iterable[str] = ()) -> Iterator[FileStat | ScanProblem]:
+    """Yield every supported file under root (and a ScanProblem for what cannot be listed)."""
+    patterns = tuple(patterns)
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            yield ScanProblem(folder, f"folder cannot be read ({exc.strerror or exc})")
+            continue
+        for entry in sorted(entries, key=lambda e: e.name):
+            if is_excluded_name(entry.name, patterns):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if not _is_venv(entry.path):
+                        stack.append(entry.path)
+                    continue
+                kind = kind_for(entry.name)
+                if kind is None:
+                    continue
+                st = entry.stat(follow_symlinks=True)
+            except OSError:
+                continue  # vanished or a dangling link: nothing to index
+            if not stat.S_ISREG(st.st_mode):
+                continue  # FIFOs, sockets, devices would block or mislead
+            if any(fnmatch.fnmatch(entry.path, p) for p in patterns):
+                continue
+            yield FileStat(entry.path, st.st_size, st.st_mtime_ns, kind)
+
+
+def is_under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)

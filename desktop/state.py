@@ -1,0 +1,85 @@
+"""Where Semdex keeps its data, and the small JSON state beside the database.
+
+The data dir holds the LanceDB database and `state.json`: the folders the person added, the
+active model, and what the last run of each folder found wrong. Writes are atomic (temp file
+and rename) so a kill never leaves half a state file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+APP = "semdex"
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("SEMDEX_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir(APP, appauthor=False))
+
+
+def resolve_data_dir(value: str | os.PathLike[str] | None) -> Path:
+    path = Path(value).expanduser() if value else default_data_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+@dataclass
+class ModelChoice:
+    path: str | None = None  # None: the starter model
+    family: str | None = None  # None: recognised from the file
+
+
+@dataclass
+class FolderState:
+    path: str
+    added_at: float = field(default_factory=time.time)
+    last_sync: float | None = None
+    problems: dict[str, str] = field(default_factory=dict)  # path -> reason, last run only
+
+
+@dataclass
+class State:
+    model: ModelChoice = field(default_factory=ModelChoice)
+    folders: dict[str, FolderState] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, data_dir: Path) -> State:
+        path = data_dir / "state.json"
+        try:
+            raw: dict[str, Any] = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError):
+            # A damaged state file must not lock the person out: keep a copy, start afresh.
+            path.replace(path.with_suffix(".json.damaged"))
+            return cls()
+        return cls(
+            model=ModelChoice(**raw.get("model", {})),
+            folders={k: FolderState(**v) for k, v in raw.get("folders", {}).items()},
+        )
+
+    def save(self, data_dir: Path) -> None:
+        payload = json.dumps({"model": asdict(self.model),
+                              "folders": {k: asdict(v) for k, v in self.folders.items()}},
+                             indent=2, ensure_ascii=False)
+        fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".state.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, data_dir / "state.json")
+
+    def add_folder(self, path: str) -> FolderState:
+        if path not in self.folders:
+            self.folders[path] = FolderState(path)
+        return self.folders[path]

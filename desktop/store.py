@@ -1,0 +1,253 @@
+"""The LanceDB store: one pair of tables (files, passages) per embedding model.
+
+Vectors of different models or dimensions never share a table: each model gets an index key
+(name, quantisation, family, dimensions) and its own `files_<key>` and `chunks_<key>` tables.
+The files table makes re-indexing incremental and is the source of truth for what is indexed:
+a passage row counts only while its file row carries the same content hash, so a crash between
+two writes can leave orphans but never a lie; `purge_orphans` removes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+KEEP_VERSIONS = timedelta(minutes=1)
+
+FILE_SCHEMA = pa.schema([
+    ("file_id", pa.string()),
+    ("path", pa.string()),
+    ("root", pa.string()),
+    ("kind", pa.string()),
+    ("size", pa.int64()),
+    ("mtime_ns", pa.int64()),
+    ("hash", pa.string()),
+    ("status", pa.string()),  # ok | skipped | failed
+    ("reason", pa.string()),
+    ("n_chunks", pa.int32()),
+    ("n_tokens", pa.int64()),
+    ("sig", pa.string()),  # chunking settings the passages were made with
+    ("indexed_at", pa.float64()),
+])
+
+
+def chunk_schema(dims: int) -> pa.Schema:
+    return pa.schema([
+        ("id", pa.string()),
+        ("file_id", pa.string()),
+        ("hash", pa.string()),
+        ("path", pa.string()),
+        ("kind", pa.string()),
+        ("ordinal", pa.int32()),
+        ("page", pa.int32()),
+        ("start", pa.int32()),
+        ("end", pa.int32()),
+        ("line_start", pa.int32()),
+        ("line_end", pa.int32()),
+        ("n_tokens", pa.int32()),
+        ("text", pa.string()),
+        ("vector", pa.list_(pa.float32(), dims)),
+    ])
+
+
+def file_id_for(path: str) -> str:
+    """A stable id that is safe to put in a filter expression, whatever the path holds."""
+    return hashlib.blake2b(path.encode("utf-8", "surrogatepass"), digest_size=10).hexdigest()
+
+
+def sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def index_key(name: str, quant: str | None, family: str, dims: int) -> str:
+    raw = f"{name}-{quant or ''}-{family}-{dims}".lower()
+    return re.sub(r"[^a-z0-9]+", "_", raw).strip("_")[:120]
+
+
+@dataclass
+class FileRow:
+    file_id: str
+    path: str
+    root: str
+    kind: str
+    size: int
+    mtime_ns: int
+    hash: str
+    status: str
+    reason: str
+    n_chunks: int
+    n_tokens: int
+    sig: str
+    indexed_at: float
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FileRow:
+        return cls(**{k: d[k] for k in FILE_SCHEMA.names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in FILE_SCHEMA.names}
+
+
+class Store:
+    """One model's index inside a data dir."""
+
+    def __init__(self, db_dir: Path, key: str, dims: int):
+        self.key = key
+        self.dims = dims
+        db_dir.mkdir(parents=True, exist_ok=True)
+        self.db = lancedb.connect(str(db_dir))
+        existing = set(self._table_names())
+        self.files = self._open_or_create(f"files_{key}", FILE_SCHEMA, existing)
+        self.chunks = self._open_or_create(f"chunks_{key}", chunk_schema(dims), existing)
+        width = self.chunks.schema.field("vector").type.list_size
+        if width != dims:
+            raise ValueError(f"index {key} holds {width}-dim vectors, model gives {dims}")
+
+    def _table_names(self) -> list[str]:
+        res = self.db.list_tables()
+        return list(getattr(res, "tables", res))
+
+    def _open_or_create(self, name: str, schema: pa.Schema, existing: set[str]) -> Any:
+        if name in existing:
+            return self.db.open_table(name)
+        try:
+            return self.db.create_table(name, schema=schema)
+        except (ValueError, OSError):  # another process created it first
+            return self.db.open_table(name)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def file_rows(self, root: str | None = None) -> dict[str, FileRow]:
+        """All file rows (of one folder, if given), by path."""
+        query = self.files.search()
+        if root is not None:
+            query = query.where(f"root = {sql_str(root)}")
+        tbl = query.limit(None).to_arrow() if self.files.count_rows() else None
+        if tbl is None:
+            return {}
+        return {d["path"]: FileRow.from_dict(d) for d in tbl.to_pylist()}
+
+    def count_chunks(self) -> int:
+        return self.chunks.count_rows()
+
+    def valid_hashes(self, file_ids: Iterable[str]) -> dict[str, str]:
+        """file_id -> hash of the files whose passages may be shown."""
+        ids = sorted(set(file_ids))
+        if not ids:
+            return {}
+        out: dict[str, str] = {}
+        for i in range(0, len(ids), 500):
+            part = ", ".join(sql_str(x) for x in ids[i:i + 500])
+            rows = (self.files.search().where(f"file_id IN ({part}) AND status = 'ok'")
+                    .select(["file_id", "hash"]).limit(None).to_arrow().to_pylist())
+            out.update({r["file_id"]: r["hash"] for r in rows})
+        return out
+
+    # -- writing (one writer per data dir) ---------------------------------------------------
+
+    def write(self, chunk_rows: Sequence[dict[str, Any]] | pa.Table,
+              file_rows: Sequence[FileRow]) -> None:
+        """Add passages, then point their files at them, then drop what they replace.
+
+        This order is what makes a kill at any moment safe: until the file row changes, the new
+        passages are orphans; after it, the old ones are.
+        """
+        if len(chunk_rows):
+            self.chunks.add(chunk_rows)
+        if file_rows:
+            self._upsert_files(file_rows)
+            stale = " OR ".join(
+                f"(file_id = {sql_str(r.file_id)} AND hash != {sql_str(r.hash)})"
+                for r in file_rows
+            )
+            self._delete_chunks(stale)
+
+    def _upsert_files(self, rows: Sequence[FileRow]) -> None:
+        data = pa.Table.from_pylist([r.to_dict() for r in rows], schema=FILE_SCHEMA)
+        (self.files.merge_insert("file_id").when_matched_update_all()
+         .when_not_matched_insert_all().execute(data))
+
+    def remove_files(self, file_ids: Sequence[str]) -> None:
+        """Forget files that are gone: passages first would leave a file row with none."""
+        for i in range(0, len(file_ids), 500):
+            part = ", ".join(sql_str(x) for x in file_ids[i:i + 500])
+            self.files.delete(f"file_id IN ({part})")
+            self._delete_chunks(f"file_id IN ({part})")
+
+    def _delete_chunks(self, where: str) -> None:
+        if where:
+            self.chunks.delete(where)
+
+    def purge_orphans(self) -> int:
+        """Delete passages whose file row is missing or carries another hash."""
+        if not self.chunks.count_rows():
+            return 0
+        have = self.chunks.search().select(["file_id", "hash"]).limit(None).to_arrow()
+        valid = self.valid_hashes(have.column("file_id").to_pylist())
+        bad = {(f, h) for f, h in zip(have.column("file_id").to_pylist(),
+                                       have.column("hash").to_pylist(), strict=True)
+               if valid.get(f) != h}
+        if bad:
+            log.info("removing passages of %d unfinished or replaced files", len(bad))
+            self._delete_chunks(" OR ".join(
+                f"(file_id = {sql_str(f)} AND hash = {sql_str(h)})" for f, h in bad))
+        return sum(1 for _ in bad)
+
+    def optimize(self) -> None:
+        """Fold new rows into the full-text index, compact fragments, drop old versions.
+
+        Versions younger than a minute are kept: a search in another process may still be
+        reading one. Older ones go, so the store does not grow with every write.
+        """
+        self.ensure_fts()
+        for table in (self.chunks, self.files):
+            table.optimize(cleanup_older_than=KEEP_VERSIONS)
+
+    def ensure_fts(self) -> None:
+        from lancedb.index import FTS
+
+        names = {getattr(i, "name", "") for i in self.chunks.list_indices()}
+        if "text_idx" not in names and self.chunks.count_rows():
+            self.chunks.create_index("text", config=FTS(with_position=False), name="text_idx")
+
+    # -- search ----------------------------------------------------------------------------
+
+    def vector_search(self, vector: np.ndarray, limit: int, where: str | None = None
+                      ) -> list[dict[str, Any]]:
+        q = self.chunks.search(vector.astype(np.float32), vector_column_name="vector")
+        q = q.distance_type("dot").limit(limit)
+        if where:
+            q = q.where(where, prefilter=True)
+        rows = q.select([*_RESULT_COLUMNS, "_distance"]).to_arrow().to_pylist()
+        for r in rows:
+            r["score"] = 1.0 - float(r.pop("_distance"))
+        return rows
+
+    def keyword_search(self, text: str, limit: int, where: str | None = None
+                       ) -> list[dict[str, Any]]:
+        if not self.chunks.count_rows():
+            return []
+        self.ensure_fts()
+        q = self.chunks.search(text, query_type="fts", fts_columns="text").limit(limit)
+        if where:
+            q = q.where(where, prefilter=True)
+        rows = q.select([*_RESULT_COLUMNS, "_score"]).to_arrow().to_pylist()
+        for r in rows:
+            r["score"] = float(r.pop("_score"))
+        return rows
+
+
+_RESULT_COLUMNS = ["id", "file_id", "hash", "path", "kind", "ordinal", "page", "start", "end",
+                   "line_start", "line_end", "text"]
