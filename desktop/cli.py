@@ -280,7 +280,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                           "results": [_hit_json(h) for h in hits]}, ensure_ascii=False))
         return 0
     if not hits:
-        print("No results." if engine.status_quick() else
+        print("No results." if engine.store.count_chunks() else
               "No results: nothing is indexed yet (semdex index PATH).")
         return 0
     home = str(Path.home())

@@ -20,6 +20,7 @@ from .embedder import Embedder, EmbedderSettings, model_key
 from .gguf_info import ModelInfo, read_model_info
 from .indexer import Indexer, Progress
 from .profiles import Profile, detect_profile
+from .scan import is_under
 from .search import Hit, search, search_vector
 from .state import ModelChoice, State, resolve_data_dir
 from .store import Store
@@ -106,15 +107,21 @@ class Engine:
               cancel: threading.Event | None = None, excludes: Sequence[str] = (),
               overlap: int | None = None) -> Iterator[Progress]:
         """Index the given folders (added to the library), or all known folders."""
-        roots = []
+        roots: list[str] = []
+        missing: list[tuple[str, str]] = []
         for p in paths or list(self.state.folders):
             root = os.path.abspath(os.path.expanduser(os.fspath(p)))
-            if not os.path.isdir(root):
+            if os.path.isdir(root):
+                roots.append(root)
+            elif paths:
                 raise NotADirectoryError(f"not a folder: {root}")
-            roots.append(root)
+            else:  # a known folder on a drive that is not plugged in: keep its index
+                missing.append((root, "folder not found (its index is kept)"))
         for root in roots:
             self.state.add_folder(root)
         self.state.save(self.data_dir)
+        for problem in missing:
+            yield Progress("scanning", problem=problem, problems=list(missing))
         indexer = Indexer(self.store, self.embedder, overlap=overlap, excludes=excludes)
         last: Progress | None = None
         for prog in indexer.run(roots, cancel):
@@ -122,12 +129,14 @@ class Engine:
             yield prog
         if last is not None and last.phase == "done":
             now = time.time()
+            # Problems of files that have a row (failed/skipped) are shown from the store;
+            # the rest (unlistable folders, broken links, files that vanished) are kept here.
+            rows = self.store.file_rows()
             for root in roots:
                 folder = self.state.folders[root]
                 folder.last_sync = now
                 folder.problems = {p: r for p, r in last.problems
-                                   if p.startswith(root) and r.startswith(
-                                       ("folder cannot", "disappeared"))}
+                                   if is_under(p, root) and p not in rows}
             self.state.save(self.data_dir)
 
     # -- searching ---------------------------------------------------------------------------

@@ -113,7 +113,9 @@ class Indexer:
                     unchanged += 1
                     continue
                 todo.append((item, root))
-        unreadable = {p.path for p in problems}
+        # A folder that cannot be listed keeps its files' index (it may be back next time); a
+        # file that became a broken link or a pipe is gone as far as its old passages go.
+        unreadable = {p.path for p in problems if p.folder}
         gone = [r for p, r in rows.items()
                 if p not in seen and any(is_under(p, root) for root in roots)
                 and not any(is_under(p, u) for u in unreadable)]
@@ -129,6 +131,8 @@ class Indexer:
         yield replace(prog)
         self.store.purge_orphans()
         todo, gone, scan_problems, unchanged, rows = self.plan(roots)
+        bad_files = sum(1 for p in scan_problems if not p.folder)
+        prog.files_total = prog.files_done = prog.files_failed = bad_files
         for p in scan_problems:
             prog.problems.append((p.path, p.reason))
             yield replace(prog, problem=(p.path, p.reason), elapsed=time.monotonic() - t0)
@@ -136,7 +140,7 @@ class Indexer:
             self.store.remove_files([r.file_id for r in gone])
         prog.files_removed = len(gone)
         prog.files_unchanged = unchanged
-        prog.files_total = len(todo)
+        prog.files_total = len(todo) + bad_files
         prog.bytes_total = sum(s.size for s, _ in todo)
         prog.phase = "indexing"
         yield replace(prog, elapsed=time.monotonic() - t0)
@@ -242,7 +246,12 @@ class Indexer:
         except OSError as exc:
             work.status, work.reason = "failed", f"cannot be read ({exc.strerror or exc})"
             return work
-        work.hash = hashlib.blake2b(data, digest_size=16).hexdigest()
+        # The version of the file's passages: its content, and how they were cut. Passages of
+        # the same bytes cut with other settings must not share it, or re-indexing with a new
+        # passage length would keep the old passages beside the new ones (same hash, same ids).
+        digest = hashlib.blake2b(data, digest_size=16)
+        digest.update(b"\0" + self.sig.encode())
+        work.hash = digest.hexdigest()
         if old is not None and old.hash == work.hash and old.sig == self.sig and \
                 old.status != "failed":
             work.unchanged_content = True

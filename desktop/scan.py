@@ -33,6 +33,7 @@ class FileStat:
 class ScanProblem:
     path: str
     reason: str
+    folder: bool = True  # a folder that cannot be listed (its files' index is kept)
 
 
 def is_excluded_name(name: str, patterns: Iterable[str] = ()) -> bool:
@@ -69,14 +70,31 @@ def scan_folder(root: str, patterns: Iterable[str] = ()) -> Iterator[FileStat | 
                 kind = kind_for(entry.name)
                 if kind is None:
                     continue
+                if any(fnmatch.fnmatch(entry.path, p) for p in patterns):
+                    continue
                 st = entry.stat(follow_symlinks=True)
-            except OSError:
-                continue  # vanished or a dangling link: nothing to index
+            except FileNotFoundError:
+                if _is_link(entry):
+                    yield ScanProblem(entry.path, "broken link (its target does not exist)",
+                                      folder=False)
+                continue  # vanished since the listing: nothing to index
+            except OSError as exc:  # a link loop, a file that cannot even be looked at
+                yield ScanProblem(entry.path, f"cannot be read ({exc.strerror or exc})",
+                                  folder=False)
+                continue
             if not stat.S_ISREG(st.st_mode):
-                continue  # FIFOs, sockets, devices would block or mislead
-            if any(fnmatch.fnmatch(entry.path, p) for p in patterns):
+                # FIFOs, sockets, devices would block or mislead: never opened, but reported
+                yield ScanProblem(entry.path, "not a regular file (a pipe, socket or device)",
+                                  folder=False)
                 continue
             yield FileStat(entry.path, st.st_size, st.st_mtime_ns, kind)
+
+
+def _is_link(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return False
 
 
 def is_under(path: str, root: str) -> bool:
