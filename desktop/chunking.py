@@ -69,16 +69,25 @@ def _units(text: str, tok: Tokenizer, budget: int) -> list[tuple[int, int, int]]
             continue
         for w in _WORD_RE.finditer(text, s, e):
             ws, we = w.span()
-            n = tok.count(text[ws:we])
-            if n <= budget:
-                out.append((ws, we, n))
-                continue
-            # A "word" longer than a passage (a URL, base64, a table row): cut it blindly.
-            step = max(1, (we - ws) * budget // (n * 2))
-            for cs in range(ws, we, step):
-                ce = min(we, cs + step)
-                out.append((cs, ce, tok.count(text[cs:ce])))
+            _cut(text, ws, we, tok, budget, out)
     return out
+
+
+def _cut(text: str, s: int, e: int, tok: Tokenizer, budget: int,
+         out: list[tuple[int, int, int]]) -> None:
+    """Append text[s:e] as units of at most budget tokens, cutting blindly where needed.
+
+    A "word" longer than a passage (a URL, base64, a table row) is cut into pieces of about
+    half a passage; tokens are not spread evenly over the characters, so every piece is
+    counted again and cut further if it is still too long.
+    """
+    n = tok.count(text[s:e])
+    if n <= budget or e - s <= 1:
+        out.append((s, e, n))
+        return
+    step = max(1, (e - s) * budget // (n * 2))  # < (e - s) / 2: the pieces always shrink
+    for cs in range(s, e, step):
+        _cut(text, cs, min(e, cs + step), tok, budget, out)
 
 
 def chunk_text(text: str, tok: Tokenizer, settings: ChunkSettings, *, page: int | None = None,
@@ -89,33 +98,62 @@ def chunk_text(text: str, tok: Tokenizer, settings: ChunkSettings, *, page: int 
     if budget < 4:
         raise ValueError("the document template leaves no room for text")
     units = _units(text, tok, budget)
-    newlines = [i for i, ch in enumerate(text) if ch == "\n"]
+    newlines = [m.start() for m in re.finditer("\n", text)]
     ordinal = first_ordinal
-    i = 0
-    while i < len(units):
+    i = fresh = 0  # units[i:] go into the next passage; units[fresh:] are in none yet
+    last_end = -1
+    while fresh < len(units):
         j, total = i, 0
         while j < len(units) and total + units[j][2] <= budget:
             total += units[j][2]
             j += 1
-        j = max(j, i + 1)
+        lowest = fresh + 1  # every passage takes in new text, never only a repeated tail
+        j = max(j, lowest)
         while True:
             chunk = _make_chunk(text, units[i:j], tok, newlines, page, ordinal)
-            if chunk is None or len(chunk.tokens) <= settings.max_tokens or j == i + 1:
+            if chunk is None or len(chunk.tokens) <= settings.max_tokens or j == lowest:
                 break
             j -= 1  # token counts are not quite additive for BPE: drop a unit and retry
+        if chunk is not None and len(chunk.tokens) > settings.max_tokens:
+            if i < fresh:  # the repeated tail leaves no room: go on without it
+                i = fresh
+                continue
+            # One unit that does not fit once tokenized in full, with the template: cut it in
+            # two and pack again, so that no text is lost.
+            s, e, _ = units[i]
+            if e - s > 1:
+                mid = (s + e) // 2
+                units[i:i + 1] = [(s, mid, tok.count(text[s:mid])),
+                                  (mid, e, tok.count(text[mid:e]))]
+                continue
+            chunk = None  # a single character that cannot fit: nothing to embed
+        if chunk is not None and chunk.end <= last_end:
+            chunk = None  # the new units held only whitespace: nothing the last one lacks
         if chunk is not None:
-            if len(chunk.tokens) > settings.max_tokens:
-                chunk = _force_fit(chunk, tok, settings.max_tokens)
             yield chunk
             ordinal += 1
+            last_end = chunk.end
+        fresh = j
         if j >= len(units):
             break
-        i = _overlap_start(units, i, j, settings.overlap)
+        if chunk is None:
+            i = j
+        else:
+            i = _overlap_start(units, i, j, min(settings.overlap, budget - units[j][2]),
+                               chunk.start)
 
 
-def _overlap_start(units: Sequence[tuple[int, int, int]], i: int, j: int, overlap: int) -> int:
+def _overlap_start(units: Sequence[tuple[int, int, int]], i: int, j: int, overlap: int,
+                   after: int) -> int:
+    """Where the next passage starts: up to overlap tokens of units before j, all of them
+    starting after the character offset `after` (where this passage's text starts).
+
+    The caller leaves room for unit j in overlap, so the next passage always takes in new text
+    rather than repeating a tail of this one.
+    """
     k, carried = j, 0
-    while k - 1 > i and carried + units[k - 1][2] <= overlap:
+    while (k - 1 > i and units[k - 1][0] > after
+           and carried + units[k - 1][2] <= overlap):
         k -= 1
         carried += units[k][2]
     return k
@@ -135,16 +173,3 @@ def _make_chunk(text: str, units: Sequence[tuple[int, int, int]], tok: Tokenizer
     line_end = bisect.bisect_right(newlines, end - 1) + 1
     return Chunk(body, tok.encode_document(body), page, start, end, line_start, line_end,
                  ordinal)
-
-
-def _force_fit(chunk: Chunk, tok: Tokenizer, max_tokens: int) -> Chunk:
-    """Last resort for a single unit that still overflows: shorten its text until it fits."""
-    text, end = chunk.text, chunk.end
-    tokens = chunk.tokens
-    while len(tokens) > max_tokens and len(text) > 1:
-        cut = max(1, len(text) * max_tokens // len(tokens) - 1)
-        text = text[:cut]
-        tokens = tok.encode_document(text)
-    end = chunk.start + len(text)
-    return Chunk(text, tokens, chunk.page, chunk.start, end, chunk.line_start,
-                 chunk.line_start + text.count("\n"), chunk.ordinal)

@@ -83,7 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _utf8_streams() -> None:
+    """JSON goes out as UTF-8 whatever the code page of a pipe (cp1252 on Windows), and no
+    character in a file name or passage can kill a command halfway through its output."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name, None)
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
+        if stream is None or encoding in ("utf-8", "utf8"):
+            continue
+        try:
+            if name == "stdout":
+                stream.reconfigure(encoding="utf-8", errors="replace")
+            else:
+                stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):  # not a text stream we can change
+            pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _utf8_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -99,6 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nsemdex: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `semdex search ... | head`: the reader has had enough
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail too
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141
 
 
 def _engine(args: argparse.Namespace):
@@ -200,11 +225,13 @@ def cmd_index(args: argparse.Namespace) -> int:
                      f"passages of {engine.embedder.chunk_tokens} tokens)")
         last = None
         for prog in engine.index(args.paths, excludes=args.exclude, overlap=args.overlap):
+            # a new phase is shown at once; a problem is not a new phase
+            force = last is None or (prog.phase != last.phase and prog.phase != "indexing")
             last = prog
             if prog.problem:
                 path, reason = prog.problem
                 line.message(f"  ! {path}: {reason}")
-            line.show(_describe(prog), force=prog.phase != "indexing")
+            line.show(_describe(prog), force=force)
         line.done()
     assert last is not None
     summary = {
@@ -230,7 +257,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 def _read_queries(path: str) -> list[tuple[str, str]]:
     out = []
     try:
-        src = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+        src = sys.stdin if path == "-" else open(path, encoding="utf-8-sig")  # noqa: SIM115
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}") from None
     with src:

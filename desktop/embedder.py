@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import llama_log
 from .gguf_info import ModelFileError, ModelInfo, read_model_info
 from .profiles import Profile, detect_profile
-from .store import index_key
 
 log = logging.getLogger(__name__)
 
+QUERY_TOKENS = 512  # longest query embedded in full (when the model takes that many)
 
 @dataclass(frozen=True)
 class EmbedderSettings:
@@ -44,10 +45,14 @@ def default_threads() -> int:
 
 def model_key(info: ModelInfo, profile: Profile, dims: int | None = None) -> str:
     """The index a model's vectors live in; known from metadata alone, before loading."""
+    from .store import index_key  # imported here: the store pulls in LanceDB
+
     dims = dims or info.embedding_length or 0
     ident = f"{info.file_size}:{len(info.tensors)}:{info.arch}"
     tag = hashlib.blake2b(ident.encode(), digest_size=3).hexdigest()
-    return f"{index_key(info.name, info.quantization, profile.family, dims)}_{tag}"
+    # index_key cuts its result at 120 characters: a long general.name must not push the
+    # family and dims out of the key (two families of one file would share an index).
+    return f"{index_key(info.name[:64], info.quantization, profile.family, dims)}_{tag}"
 
 
 class Embedder:
@@ -65,13 +70,20 @@ class Embedder:
             raise ValueError(
                 f"passage length {chunk} is outside what {self.info.name} takes (16-{max_tokens})")
         self.chunk_tokens = chunk
-        # One physical batch holds the longest sequence, so nothing is ever truncated; it is
-        # sized to the passages because attention over a larger batch is wasted work.
-        self.batch_tokens = chunk
+        # Passages are packed into decodes of at most `chunk` tokens: sequences packed together
+        # attend over the whole batch (masked, but computed), so a bigger pack is wasted work.
+        # The physical batch is at least 512 so that a long query is not cut short; a decode
+        # costs what its tokens cost, not what the batch could hold.
+        self.pack_tokens = chunk
+        self.batch_tokens = min(max_tokens, max(chunk, QUERY_TOKENS))
         self._llama = self._load(settings)
         self._ctx = self._llama._ctx
         self._vocab = self._llama._model.vocab
         self.dims = int(self._llama.n_embd())
+        import llama_cpp
+
+        # Sequences per decode: llama.cpp refuses a batch with more (llama_decode -> -1).
+        self._max_seqs = max(1, int(llama_cpp.llama_n_seq_max(self._ctx.ctx)))
         self._eos = self._resolve_eos()
         self._lock = threading.Lock()
         self.key = model_key(self.info, self.profile)
@@ -87,7 +99,11 @@ class Embedder:
         gpu_layers = settings.gpu_layers
         if gpu_layers is None:
             gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
+        llama_log.install()
+        llama_log.take_errors()
         try:
+            # n_batch == n_ubatch: encoders abort on a batch larger than the ubatch, and mean
+            # pooling aborts at construction when n_ubatch < n_seq_max (llama.cpp#27175).
             return llama_cpp.Llama(
                 model_path=str(self.path),
                 embedding=True,
@@ -101,7 +117,8 @@ class Embedder:
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelFileError(self.path, f"llama.cpp could not load it ({exc})") from exc
+            reason = llama_log.explain(llama_log.take_errors()) or str(exc)
+            raise ModelFileError(self.path, f"llama.cpp could not load it: {reason}") from exc
 
     def _resolve_eos(self) -> int | None:
         if not self.profile.ensure_eos:
@@ -195,7 +212,7 @@ class Embedder:
             n = len(seq)
             if n == 0 or n > limit:
                 raise ValueError(f"a sequence of {n} tokens does not fit a batch of {limit}")
-            if used + n > limit and batch:
+            if batch and (used + n > self.pack_tokens or len(batch) >= self._max_seqs):
                 yield batch
                 batch, used = [], 0
             batch.append(seq)

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,8 @@ class Engine:
         indexer = Indexer(self.store, self.embedder, overlap=overlap, excludes=excludes)
         last: Progress | None = None
         for prog in indexer.run(roots, cancel):
+            if missing:  # part of this run's problems (a copy: the indexer owns its list)
+                prog = replace(prog, problems=[*missing, *prog.problems])
             last = prog
             yield prog
         if last is not None and last.phase == "done":

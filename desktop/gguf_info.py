@@ -23,6 +23,8 @@ _SCALAR = {
     _F32: "<f", _BOOL: "<?", _U64: "<Q", _I64: "<q", _F64: "<d",
 }
 _SMALL_ARRAY = 64  # arrays longer than this keep only their length
+_MAX_ARRAY_DEPTH = 2  # arrays of arrays are legal but rare; deeper nesting is garbage
+_ABSURD_LENGTH = 1 << 32  # longer strings/arrays are corruption, not a cut-off download
 
 # general.file_type -> the name people know the quantisation by
 FILE_TYPES = {
@@ -73,27 +75,30 @@ class ModelInfo:
     def arch_get(self, key: str, default: Any = None) -> Any:
         return self.metadata.get(f"{self.arch}.{key}", default)
 
+    def get_str(self, key: str) -> str | None:
+        """A string value, or None when the key is missing, empty or not a string."""
+        value = self.metadata.get(key)
+        return value if isinstance(value, str) and value else None
+
     @property
     def arch(self) -> str:
-        return str(self.metadata.get("general.architecture", ""))
+        return self.get_str("general.architecture") or ""
 
     @property
     def name(self) -> str:
-        return str(self.metadata.get("general.name") or self.path.stem)
+        return self.get_str("general.name") or self.path.stem
 
     @property
     def basename(self) -> str | None:
-        value = self.metadata.get("general.basename")
-        return str(value) if value else None
+        return self.get_str("general.basename")
 
     @property
     def general_type(self) -> str | None:
-        value = self.metadata.get("general.type")
-        return str(value) if value else None
+        return self.get_str("general.type")
 
     @property
     def quantization(self) -> str | None:
-        ft = self.metadata.get("general.file_type")
+        ft = _int_or_none(self.metadata.get("general.file_type"))
         return FILE_TYPES.get(ft, f"type {ft}") if ft is not None else None
 
     @property
@@ -121,8 +126,7 @@ class ModelInfo:
 
     @property
     def tokenizer_model(self) -> str | None:
-        value = self.metadata.get("tokenizer.ggml.model")
-        return str(value) if value else None
+        return self.get_str("tokenizer.ggml.model")
 
     @property
     def vocab_size(self) -> int | None:
@@ -144,8 +148,7 @@ class ModelInfo:
 
     @property
     def license(self) -> str | None:
-        value = self.metadata.get("general.license")
-        return str(value) if value else None
+        return self.get_str("general.license")
 
     @property
     def parameter_count(self) -> int:
@@ -159,9 +162,9 @@ class ModelInfo:
 
     @property
     def size_label(self) -> str:
-        label = self.metadata.get("general.size_label")
+        label = self.get_str("general.size_label")
         if label:
-            return str(label)
+            return label
         n = self.parameter_count
         if n >= 1e9:
             return f"{n / 1e9:.1f}B"
@@ -179,7 +182,7 @@ class _ArrayLen:
 def _int_or_none(value: Any) -> int | None:
     try:
         return int(value) if value is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # a list, a string, nan, inf
         return None
 
 
@@ -197,10 +200,16 @@ class _Reader:
     def unpack(self, fmt: str) -> Any:
         return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
 
+    def _check_length(self, n: int, what: str) -> None:
+        """A length that runs past the end: a cut-off file, or garbage when it is absurd."""
+        if n > self.size - self.f.tell():
+            if n > _ABSURD_LENGTH:
+                raise ValueError(f"{what} length {n} past the end of the file")
+            raise EOFError
+
     def string(self) -> str:
         n = self.unpack("<Q")
-        if n > self.size:
-            raise ValueError(f"string length {n} past the end of the file")
+        self._check_length(n, "string")
         return self.read(n).decode("utf-8", errors="replace")
 
     def skip(self, n: int) -> None:
@@ -208,18 +217,19 @@ class _Reader:
             raise EOFError
         self.f.seek(n, os.SEEK_CUR)
 
-    def value(self, vtype: int) -> Any:
+    def value(self, vtype: int, depth: int = 0) -> Any:
         if vtype in _SCALAR:
             return self.unpack(_SCALAR[vtype])
         if vtype == _STR:
             return self.string()
         if vtype == _ARR:
+            if depth >= _MAX_ARRAY_DEPTH:
+                raise ValueError("arrays nested too deeply")
             item_type = self.unpack("<I")
             length = self.unpack("<Q")
-            if length > self.size:
-                raise ValueError(f"array length {length} past the end of the file")
+            self._check_length(length, "array")
             if length <= _SMALL_ARRAY:
-                return [self.value(item_type) for _ in range(length)]
+                return [self.value(item_type, depth + 1) for _ in range(length)]
             if item_type in _SCALAR:
                 self.skip(length * struct.calcsize(_SCALAR[item_type]))
             elif item_type == _STR:
@@ -227,7 +237,7 @@ class _Reader:
                     self.skip(self.unpack("<Q"))
             else:
                 for _ in range(length):
-                    self.value(item_type)
+                    self.value(item_type, depth + 1)
             return _ArrayLen(item_type, length)
         raise ValueError(f"unknown metadata value type {vtype}")
 
@@ -248,6 +258,8 @@ def _tensor_nbytes(ggml_type: int, shape: tuple[int, ...]) -> int | None:
 def read_model_info(path: str | os.PathLike[str]) -> ModelInfo:
     """Parse the header of a GGUF file; raise ModelFileError with a plain reason if it is bad."""
     p = Path(path)
+    if p.is_dir():  # opening a folder fails differently on each platform
+        raise ModelFileError(p, "is a folder, not a GGUF file")
     try:
         size = p.stat().st_size
         f = open(p, "rb")  # noqa: SIM115 - closed below
@@ -263,6 +275,10 @@ def read_model_info(path: str | os.PathLike[str]) -> ModelInfo:
         r = _Reader(f, size)
         try:
             magic = f.read(4)
+            if not magic:
+                raise ModelFileError(p, "empty file, not a GGUF model file")
+            if len(magic) < 4 and GGUF_MAGIC.startswith(magic):
+                raise EOFError
             if magic != GGUF_MAGIC:
                 raise ModelFileError(p, "not a GGUF model file (wrong magic bytes)")
             version = r.unpack("<I")
@@ -284,7 +300,10 @@ def read_model_info(path: str | os.PathLike[str]) -> ModelInfo:
                     raise ModelFileError(p, f"corrupt tensor header ({name})")
                 shape = tuple(r.unpack("<Q") for _ in range(n_dims))
                 tensors.append(TensorInfo(name, shape, r.unpack("<I"), r.unpack("<Q")))
-            alignment = int(metadata.get("general.alignment", 32) or 32)
+            alignment = metadata.get("general.alignment", 32)
+            if (not isinstance(alignment, int) or isinstance(alignment, bool)
+                    or alignment <= 0 or alignment & (alignment - 1)):
+                raise ModelFileError(p, f"corrupt GGUF header (alignment {alignment!r})")
             data_start = -(-f.tell() // alignment) * alignment
         except EOFError:
             raise ModelFileError(p, "truncated GGUF file (the header ends early)") from None

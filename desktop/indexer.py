@@ -30,6 +30,7 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 EXTRACT_VERSION = 1
 _FLUSH_CHUNKS = 512  # passages buffered before a write (each write is a LanceDB version)
 _FLUSH_SECONDS = 10.0
+_FLUSH_FILES = 2000  # file rows buffered (touched or failed files carry no passages)
 
 
 @dataclass
@@ -184,7 +185,8 @@ class Indexer:
                     prog.current = w.stat.path
                     if problem:
                         yield replace(prog, problem=problem, elapsed=time.monotonic() - t0)
-                if (len(out_chunks) >= _FLUSH_CHUNKS or item is None
+                if (len(out_chunks) >= _FLUSH_CHUNKS or len(out_files) >= _FLUSH_FILES
+                        or item is None
                         or time.monotonic() - last_flush > _FLUSH_SECONDS):
                     self._flush(out_chunks, out_files)
                     last_flush = time.monotonic()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from .gguf_info import ENCODER_ARCHS, ModelInfo
 
 # llama.cpp's enum llama_pooling_type
-POOL_NONE, POOL_MEAN, POOL_CLS, POOL_LAST = 0, 1, 2, 3
+POOL_NONE, POOL_MEAN, POOL_CLS, POOL_LAST, POOL_RANK = 0, 1, 2, 3, 4
 POOLING_NAMES = {POOL_MEAN: "mean", POOL_CLS: "cls", POOL_LAST: "last"}
 
 # Task instructions as used by the published retrieval scores (documents never get one).
@@ -153,8 +153,11 @@ def family_names() -> list[str]:
 
 
 def _identity(info: ModelInfo) -> str:
+    # gguf-py writes general.name as a title ("SFR Embedding Mistral", "E5 Large v2"), so
+    # spaces and underscores count as hyphens; the parts stay apart so that no pattern
+    # matches across two of them.
     parts = [info.name, info.basename or "", info.path.name]
-    return " ".join(parts).lower().replace("_", "-")
+    return " ".join(re.sub(r"[\s_]+", "-", part.strip()) for part in parts).lower()
 
 
 def detect_profile(info: ModelInfo, override: str | None = None) -> Profile:
@@ -167,6 +170,10 @@ def detect_profile(info: ModelInfo, override: str | None = None) -> Profile:
                 f"unknown model family {override!r}; known: {', '.join(PROFILES)}")
         return _sized(PROFILES[key], info)
     ident = _identity(info)
+    if info.pooling_type == POOL_RANK or "rerank" in ident:
+        raise NotAnEmbedder(
+            f"{info.path.name} is a reranker ({info.name}): it scores query/passage pairs "
+            "and makes no embeddings. Choose an embedding model.")
     for pattern, family in _NAME_RULES:
         if re.search(pattern, ident):
             return _sized(PROFILES[family], info)
@@ -179,6 +186,10 @@ def detect_profile(info: ModelInfo, override: str | None = None) -> Profile:
         return _sized(PROFILES["encoder-cls" if pooling == POOL_CLS else "encoder-mean"], info)
     if pooling in (POOL_MEAN, POOL_CLS, POOL_LAST):
         return _sized(PROFILES["decoder-last"], info)
+    if not _known_arch(info.arch):
+        raise NotAnEmbedder(
+            f"{info.path.name} uses the architecture {info.arch!r}, which llama.cpp does not "
+            "know, and its name is not one of a known embedding model.")
     raise NotAnEmbedder(
         f"{info.path.name} looks like a chat or text-generation model ({info.arch}, "
         f"{info.name}), not an embedding model: its vectors would not find anything. "
@@ -189,7 +200,8 @@ def detect_profile(info: ModelInfo, override: str | None = None) -> Profile:
 def _refuse_non_models(info: ModelInfo) -> None:
     gtype = info.general_type
     if gtype and gtype != "model":
-        raise NotAnEmbedder(f"{info.path.name} is a {gtype} file, not a model")
+        article = "an" if gtype[:1].lower() in "aeiou" else "a"
+        raise NotAnEmbedder(f"{info.path.name} is {article} {gtype} file, not a model")
     if not info.tensors:
         raise NotAnEmbedder(f"{info.path.name} holds no weights (a vocabulary-only file)")
     if not info.arch:
@@ -198,6 +210,15 @@ def _refuse_non_models(info: ModelInfo) -> None:
         raise NotAnEmbedder(f"{info.path.name} is a {info.arch} model, not a text embedder")
     if info.embedding_length is None:
         raise NotAnEmbedder(f"{info.path.name} has no {info.arch}.embedding_length")
+
+
+def _known_arch(arch: str) -> bool:
+    """Whether gguf-py (which follows llama.cpp) knows the architecture; True if unsure."""
+    try:
+        from gguf.constants import MODEL_ARCH_NAMES
+    except ImportError:  # pragma: no cover - gguf is a dependency
+        return True
+    return arch in set(MODEL_ARCH_NAMES.values())
 
 
 def _sized(profile: Profile, info: ModelInfo) -> Profile:

@@ -63,6 +63,12 @@ def scan_folder(root: str, patterns: Iterable[str] = ()) -> Iterator[FileStat | 
             if is_excluded_name(entry.name, patterns):
                 continue
             try:
+                if not _utf8_name(entry.name):
+                    # Such a path cannot be stored, shown or put in JSON: report it, go on.
+                    if entry.is_dir(follow_symlinks=False) or kind_for(entry.name):
+                        yield ScanProblem(displayable(entry.path), "name is not valid UTF-8 "
+                                          "(rename it to index it)", folder=False)
+                    continue
                 if entry.is_dir(follow_symlinks=False):
                     if not _is_venv(entry.path):
                         stack.append(entry.path)
@@ -88,6 +94,21 @@ def scan_folder(root: str, patterns: Iterable[str] = ()) -> Iterator[FileStat | 
                                   folder=False)
                 continue
             yield FileStat(entry.path, st.st_size, st.st_mtime_ns, kind)
+
+
+def _utf8_name(name: str) -> bool:
+    """False for a name whose bytes are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def displayable(path: str) -> str:
+    """The path with undecodable bytes shown as U+FFFD, safe to print, store and serialise."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace") \
+        if not _utf8_name(path) else path
 
 
 def _is_link(entry: os.DirEntry) -> bool:

@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,12 @@ class FolderState:
     problems: dict[str, str] = field(default_factory=dict)  # path -> reason, last run only
 
 
+def _known(kind: type, values: dict[str, Any]) -> Any:
+    """A dataclass from JSON, ignoring keys a newer version may have added."""
+    names = {f.name for f in fields(kind)}
+    return kind(**{k: v for k, v in values.items() if k in names})
+
+
 @dataclass
 class State:
     model: ModelChoice = field(default_factory=ModelChoice)
@@ -57,16 +63,20 @@ class State:
         path = data_dir / "state.json"
         try:
             raw: dict[str, Any] = json.loads(path.read_text("utf-8"))
+            return cls(
+                model=_known(ModelChoice, raw.get("model") or {}),
+                folders={k: _known(FolderState, v)
+                         for k, v in (raw.get("folders") or {}).items()},
+            )
         except FileNotFoundError:
             return cls()
-        except (OSError, ValueError):
+        except (OSError, ValueError, TypeError, AttributeError):
             # A damaged state file must not lock the person out: keep a copy, start afresh.
-            path.replace(path.with_suffix(".json.damaged"))
+            try:
+                path.replace(path.with_suffix(".json.damaged"))
+            except OSError:
+                pass
             return cls()
-        return cls(
-            model=ModelChoice(**raw.get("model", {})),
-            folders={k: FolderState(**v) for k, v in raw.get("folders", {}).items()},
-        )
 
     def save(self, data_dir: Path) -> None:
         payload = json.dumps({"model": asdict(self.model),

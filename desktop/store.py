@@ -25,6 +25,7 @@ import pyarrow as pa
 log = logging.getLogger(__name__)
 
 KEEP_VERSIONS = timedelta(minutes=1)
+_DELETE_BATCH = 1000  # (file, hash) terms per delete filter
 
 FILE_SCHEMA = pa.schema([
     ("file_id", pa.string()),
@@ -168,11 +169,7 @@ class Store:
             self.chunks.add(chunk_rows)
         if file_rows:
             self._upsert_files(file_rows)
-            stale = " OR ".join(
-                f"(file_id = {sql_str(r.file_id)} AND hash != {sql_str(r.hash)})"
-                for r in file_rows
-            )
-            self._delete_chunks(stale)
+            self._delete_pairs([(r.file_id, r.hash) for r in file_rows], "!=")
 
     def _upsert_files(self, rows: Sequence[FileRow]) -> None:
         data = pa.Table.from_pylist([r.to_dict() for r in rows], schema=FILE_SCHEMA)
@@ -190,20 +187,35 @@ class Store:
         if where:
             self.chunks.delete(where)
 
+    def _delete_pairs(self, pairs: Sequence[tuple[str, str]], op: str) -> None:
+        """Delete passages of (file_id, hash) pairs: hash `op` ("=" or "!=") the given one.
+
+        In slices: one filter of tens of thousands of OR terms overflows the stack of the
+        SQL parser and kills the process (a segfault, not an exception).
+        """
+        for i in range(0, len(pairs), _DELETE_BATCH):
+            self._delete_chunks(" OR ".join(
+                f"(file_id = {sql_str(f)} AND hash {op} {sql_str(h)})"
+                for f, h in pairs[i:i + _DELETE_BATCH]))
+
     def purge_orphans(self) -> int:
         """Delete passages whose file row is missing or carries another hash."""
         if not self.chunks.count_rows():
             return 0
         have = self.chunks.search().select(["file_id", "hash"]).limit(None).to_arrow()
-        valid = self.valid_hashes(have.column("file_id").to_pylist())
+        valid: dict[str, str] = {}
+        if self.files.count_rows():  # one scan of the files table, not a query per 500 ids
+            ok = (self.files.search().where("status = 'ok'").select(["file_id", "hash"])
+                  .limit(None).to_arrow())
+            valid = dict(zip(ok.column("file_id").to_pylist(), ok.column("hash").to_pylist(),
+                             strict=True))
         bad = {(f, h) for f, h in zip(have.column("file_id").to_pylist(),
                                        have.column("hash").to_pylist(), strict=True)
                if valid.get(f) != h}
         if bad:
             log.info("removing passages of %d unfinished or replaced files", len(bad))
-            self._delete_chunks(" OR ".join(
-                f"(file_id = {sql_str(f)} AND hash = {sql_str(h)})" for f, h in bad))
-        return sum(1 for _ in bad)
+            self._delete_pairs(sorted(bad), "=")
+        return len(bad)
 
     def optimize(self) -> None:
         """Fold new rows into the full-text index, compact fragments, drop old versions.

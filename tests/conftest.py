@@ -1,4 +1,4 @@
-"""Shared fixtures: every test gets its own data dir; the starter model is converted once per run."""
+"""Shared fixtures: each test its own data dir; the starter model converted once a run."""
 
 from __future__ import annotations
 
