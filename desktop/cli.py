@@ -72,6 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instruction", metavar="TEXT", help="your own task instruction")
     p.add_argument("--json", action="store_true", help="JSON output")
 
+    p = sub.add_parser("watch", help="keep the index in sync with the folders until stopped")
+    _common(p, defaults=False)
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="folders to add (default: watch every folder already added)")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="skip files or folders matching this pattern (repeatable)")
+    p.add_argument("--polling", action="store_true",
+                   help="poll for changes (for network or FUSE drives where events never come)")
+    p.add_argument("--quiet", type=float, default=0.3, metavar="SECONDS",
+                   help="how long a file must be still before it is indexed (default 0.3)")
+
     p = sub.add_parser("status", help="what is indexed, and what failed")
     _common(p, defaults=False)
     p.add_argument("--json", action="store_true", help="JSON output")
@@ -109,9 +120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if not args.verbose:  # llama.cpp's chatter is for --verbose; its errors still show
+        logging.getLogger("llama_cpp").setLevel(logging.ERROR)
+    from .lock import DataDirBusy
+
     try:
         return COMMANDS[args.command](args)
-    except CliError as exc:
+    except (CliError, DataDirBusy) as exc:
         print(f"semdex: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -209,8 +224,10 @@ def _describe(prog) -> str:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from .lock import WriterLock
+
     engine = _engine(args)
-    with engine:
+    with engine, WriterLock(engine.data_dir, "index") as lock:
         if not args.paths and not engine.state.folders:
             raise CliError("no folders yet: semdex index PATH...")
         for p in args.paths:
@@ -224,7 +241,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         line.message(f"Model: {m.info.name} ({m.profile.label}, {engine.embedder.dims} dims, "
                      f"passages of {engine.embedder.chunk_tokens} tokens)")
         last = None
-        for prog in engine.index(args.paths, excludes=args.exclude, overlap=args.overlap):
+        for prog in engine.index(args.paths, excludes=args.exclude, overlap=args.overlap,
+                                 lock=lock):
             # a new phase is shown at once; a problem is not a new phase
             force = last is None or (prog.phase != last.phase and prog.phase != "indexing")
             last = prog
@@ -249,6 +267,58 @@ def cmd_index(args: argparse.Namespace) -> int:
           f"{last.files_skipped:,} skipped.", file=sys.stderr)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+# -- watch ---------------------------------------------------------------------------------
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .sync import Syncer, SyncSettings
+
+    engine = _engine(args)
+    cancel = threading.Event()
+
+    def stop(*_: object) -> None:
+        cancel.set()
+
+    signal.signal(signal.SIGINT, stop)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, stop)
+    with engine:
+        if not args.paths and not engine.state.folders:
+            raise CliError("no folders yet: semdex watch PATH...")
+        for p in args.paths:
+            if not os.path.isdir(p):
+                raise CliError(f"not a folder: {p}")
+        _load_model(engine)
+        if args.model or args.family:
+            engine.remember_model()
+        line = ProgressLine(sys.stderr)
+        state = {"phase": None, "synced": 0}
+
+        def report(prog) -> None:
+            if prog.problem:
+                line.message(f"  ! {prog.problem[0]}: {prog.problem[1]}")
+            if state["phase"] is None:  # the start-up catch-up shows its progress
+                line.show(_describe(prog), force=prog.phase != "indexing")
+            if prog.phase == "done":
+                if state["phase"] is None:
+                    line.done()
+                    line.message(f"Up to date: {prog.files_unchanged:,} unchanged, "
+                                 f"{prog.files_done:,} indexed, {prog.files_removed:,} removed. "
+                                 "Watching for changes (Ctrl+C to stop).")
+                    state["phase"] = "watching"
+                elif prog.files_done or prog.files_removed:
+                    line.message(f"{time.strftime('%H:%M:%S')} synced: "
+                                 f"{prog.files_done - prog.files_reused:,} indexed, "
+                                 f"{prog.files_reused:,} moved, {prog.files_removed:,} removed")
+
+        settings = SyncSettings(quiet=args.quiet, polling=args.polling)
+        Syncer(engine, args.paths, settings, args.exclude).run(cancel, report)
+    print("Stopped.", file=sys.stderr)
     return 0
 
 
@@ -339,8 +409,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         when = (time.strftime("%Y-%m-%d %H:%M", time.localtime(f["last_sync"]))
                 if f["last_sync"] else "never")
         print(f"\n{f['path']}{'' if f['exists'] else '  (missing)'}")
+        watch = "watched live" if f["watcher_live"] else "not watched"
         print(f"  {f['files_indexed']:,} files, {f['passages']:,} passages, "
-              f"{f['files_failed']:,} failed, {f['files_skipped']:,} skipped; last sync {when}")
+              f"{f['files_failed']:,} failed, {f['files_skipped']:,} skipped, "
+              f"{f['pending']:,} pending; last sync {when}; {watch}")
         for p in f["problems"]:
             print(f"  {p['status']:>7}: {p['path']}: {p['reason']}")
     return 0
@@ -417,7 +489,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "search": cmd_search, "status": cmd_status,
+COMMANDS = {"index": cmd_index, "search": cmd_search, "watch": cmd_watch, "status": cmd_status,
             "models": cmd_models}
 
 if __name__ == "__main__":

@@ -7,11 +7,12 @@ search and status never load weights), and remembers folders and the model in st
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,12 @@ from typing import Any
 from .embedder import Embedder, EmbedderSettings, model_key
 from .gguf_info import ModelInfo, read_model_info
 from .indexer import Indexer, Progress
+from .lock import WriterLock, writer_alive
 from .profiles import Profile, detect_profile
-from .scan import is_under
+from .scan import ScanProblem, displayable, is_under, scan_folder
 from .search import Hit, search, search_vector
 from .state import ModelChoice, State, resolve_data_dir
-from .store import Store
+from .store import FileRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,13 @@ class Engine:
         return self.data_dir / "lancedb"
 
     @property
+    def own_files(self) -> str:
+        """A pattern for the data dir's own files: never indexed, even inside a folder that is
+        (the home folder holds the data dir on macOS and Windows), or every write of the index
+        would be a change to index."""
+        return os.path.join(glob.escape(str(self.data_dir)), "*")
+
+    @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
             s = self.settings
@@ -103,10 +112,13 @@ class Engine:
             family=self.model.profile.family if not self.model.is_starter else None)
         self.state.save(self.data_dir)
 
-    def index(self, paths: Sequence[str | os.PathLike[str]] | None = None, *,
-              cancel: threading.Event | None = None, excludes: Sequence[str] = (),
-              overlap: int | None = None) -> Iterator[Progress]:
-        """Index the given folders (added to the library), or all known folders."""
+    def prepare_roots(self, paths: Sequence[str | os.PathLike[str]] | None = None
+                      ) -> list[str]:
+        """Add folders to the library; return them, or every known folder that exists."""
+        return self._resolve_roots(paths)[0]
+
+    def _resolve_roots(self, paths: Sequence[str | os.PathLike[str]] | None
+                       ) -> tuple[list[str], list[tuple[str, str]]]:
         roots: list[str] = []
         missing: list[tuple[str, str]] = []
         for p in paths or list(self.state.folders):
@@ -120,11 +132,42 @@ class Engine:
         for root in roots:
             self.state.add_folder(root)
         self.state.save(self.data_dir)
+        return roots, missing
+
+    def index(self, paths: Sequence[str | os.PathLike[str]] | None = None, *,
+              cancel: threading.Event | None = None, excludes: Sequence[str] = (),
+              overlap: int | None = None, scope: Iterable[str] | None = None,
+              optimize: bool = True, lock: WriterLock | None = None) -> Iterator[Progress]:
+        """Index the given folders (added to the library), or all known folders.
+
+        With a scope (paths a watcher saw change) only those paths are synced. Writing needs
+        the data dir's writer lock: pass the one you hold, or it is taken for this run
+        (DataDirBusy if another process has it).
+        """
+        own_lock = lock is None
+        lock = lock or WriterLock(self.data_dir, "index")
+        lock.acquire()
+        try:
+            if scope is None:
+                roots, missing = self._resolve_roots(paths)
+            else:
+                scope = set(scope)
+                roots = [os.path.abspath(os.fspath(p)) for p in paths or self.state.folders]
+                missing = []
+            yield from self._index(roots, missing, cancel, excludes, overlap, scope, optimize)
+        finally:
+            if own_lock:
+                lock.release()
+
+    def _index(self, roots: list[str], missing: list[tuple[str, str]],
+               cancel: threading.Event | None, excludes: Sequence[str], overlap: int | None,
+               scope: set[str] | None, optimize: bool) -> Iterator[Progress]:
         for problem in missing:
             yield Progress("scanning", problem=problem, problems=list(missing))
-        indexer = Indexer(self.store, self.embedder, overlap=overlap, excludes=excludes)
+        indexer = Indexer(self.store, self.embedder, overlap=overlap,
+                          excludes=(*excludes, self.own_files))
         last: Progress | None = None
-        for prog in indexer.run(roots, cancel):
+        for prog in indexer.run(roots, cancel, scope=scope, optimize=optimize):
             if missing:  # part of this run's problems (a copy: the indexer owns its list)
                 prog = replace(prog, problems=[*missing, *prog.problems])
             last = prog
@@ -134,11 +177,17 @@ class Engine:
             # Problems of files that have a row (failed/skipped) are shown from the store;
             # the rest (unlistable folders, broken links, files that vanished) are kept here.
             rows = self.store.file_rows()
+            # problems are kept under their printable path (a name that is not UTF-8 too)
+            synced = None if scope is None else scope | {displayable(s) for s in scope}
             for root in roots:
-                folder = self.state.folders[root]
+                folder = self.state.add_folder(root)
                 folder.last_sync = now
-                folder.problems = {p: r for p, r in last.problems
-                                   if is_under(p, root) and p not in rows}
+                kept = {} if synced is None else {
+                    p: r for p, r in folder.problems.items()
+                    if not any(is_under(p, s) for s in synced) and p not in rows}
+                kept.update({p: r for p, r in last.problems
+                             if is_under(p, root) and p not in rows})
+                folder.problems = kept
             self.state.save(self.data_dir)
 
     # -- searching ---------------------------------------------------------------------------
@@ -159,11 +208,30 @@ class Engine:
 
     # -- status ------------------------------------------------------------------------------
 
+    def pending(self, root: str, rows: dict[str, FileRow]) -> list[str]:
+        """Files whose index differs from the disk (new, changed, gone), by stat alone."""
+        if not os.path.isdir(root):
+            return []
+        out, seen = [], set()
+        for item in scan_folder(root, (self.own_files,)):
+            if isinstance(item, ScanProblem):
+                continue
+            seen.add(item.path)
+            row = rows.get(item.path)
+            if row is None or (row.size, row.mtime_ns) != (item.size, item.mtime_ns):
+                out.append(item.path)
+        out += [p for p in rows if is_under(p, root) and p not in seen]
+        return sorted(out)
+
     def status(self) -> dict[str, Any]:
-        rows = list(self.store.file_rows().values())
+        by_path = self.store.file_rows()
+        rows = list(by_path.values())
+        writer = writer_alive(self.data_dir)
+        watching = bool(writer and writer.get("mode") == "watch" and writer.get("live", True))
         folders = []
         for root, fs in sorted(self.state.folders.items()):
             mine = [r for r in rows if r.root == root]
+            pending = self.pending(root, by_path)
             problems = [{"path": r.path, "status": r.status, "reason": r.reason}
                         for r in mine if r.status != "ok"]
             problems += [{"path": p, "status": "failed", "reason": why}
@@ -176,7 +244,10 @@ class Engine:
                 "files_skipped": sum(1 for r in mine if r.status == "skipped"),
                 "passages": sum(r.n_chunks for r in mine if r.status == "ok"),
                 "tokens": sum(r.n_tokens for r in mine if r.status == "ok"),
+                "pending": len(pending),
+                "pending_files": pending[:50],
                 "last_sync": fs.last_sync,
+                "watcher_live": watching,
                 "problems": sorted(problems, key=lambda p: p["path"]),
             })
         m = self.model
@@ -189,5 +260,6 @@ class Engine:
             },
             "passages": self.store.count_chunks(),
             "files": sum(1 for r in rows if r.status == "ok"),
+            "writer": writer,
             "folders": folders,
         }

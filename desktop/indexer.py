@@ -5,6 +5,10 @@ embeds and writes: llama.cpp releases the GIL during decode, so the Python side 
 the model's. Unchanged files (same size and mtime) cost one stat; a touched file whose content
 hash is unchanged costs one read and no embedding. A file that fails is recorded with its
 reason and indexing goes on; nothing already indexed is lost.
+
+A file whose content (and passage settings) match a file already indexed reuses that file's
+passages and vectors: a renamed or moved file, a whole moved folder, or a copy costs no
+embedding. Files that vanished are forgotten only after the new ones were matched against them.
 """
 
 from __future__ import annotations
@@ -15,13 +19,21 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from . import extract
 from .chunking import Chunk, ChunkSettings, chunk_text
 from .embedder import Embedder
-from .scan import FileStat, ScanProblem, is_under, scan_folder
+from .scan import (
+    FileStat,
+    ScanProblem,
+    excluded_path,
+    is_under,
+    scan_folder,
+    scan_path,
+    stat_file,
+)
 from .store import FileRow, Store, file_id_for
 
 log = logging.getLogger(__name__)
@@ -31,6 +43,12 @@ EXTRACT_VERSION = 1
 _FLUSH_CHUNKS = 512  # passages buffered before a write (each write is a LanceDB version)
 _FLUSH_SECONDS = 10.0
 _FLUSH_FILES = 2000  # file rows buffered (touched or failed files carry no passages)
+_SETTLE_TRIES = 4
+_SETTLE_PAUSE = 0.25
+
+
+class _StillChanging(Exception):
+    pass
 
 
 @dataclass
@@ -44,6 +62,8 @@ class Progress:
     files_removed: int = 0
     files_failed: int = 0
     files_skipped: int = 0
+    files_pending: int = 0  # still being written: picked up when they settle
+    files_reused: int = 0  # moved, renamed or copied: passages reused, nothing embedded
     chunks: int = 0
     tokens: int = 0
     bytes_total: int = 0
@@ -77,6 +97,8 @@ class _Work:
     vanished: bool = False
     unchanged_content: bool = False
     old: FileRow | None = None
+    copy_from: FileRow | None = None  # same content already indexed under another path
+    deferred: bool = False  # still being written: left for the next pass
 
 
 class Indexer:
@@ -92,53 +114,85 @@ class Indexer:
 
     # -- planning ----------------------------------------------------------------------------
 
-    def plan(self, roots: Sequence[str]) -> tuple[list[tuple[FileStat, str]], list[FileRow],
-                                                   list[ScanProblem], int, dict[str, FileRow]]:
-        """Compare the folders with the files table: what to read, what to forget."""
+    def plan(self, roots: Sequence[str], scope: Iterable[str] | None = None
+             ) -> tuple[list[tuple[FileStat, str]], list[FileRow], list[ScanProblem], int,
+                        dict[str, FileRow]]:
+        """Compare the folders with the files table: what to read, what to forget.
+
+        With a scope (paths a watcher saw change), only files at or under those paths are
+        looked at; the rest of the folders is taken as it is.
+        """
         rows = self.store.file_rows()
         todo: list[tuple[FileStat, str]] = []
         problems: list[ScanProblem] = []
+        reported: set[ScanProblem] = set()
         seen: set[str] = set()
         unchanged = 0
-        for root in roots:
-            for item in scan_folder(root, self.excludes):
-                if isinstance(item, ScanProblem):
+        looked: list[str] = []  # paths whose whole subtree was looked at
+        # A file a watcher named is read even if its size and mtime look unchanged: a rewrite
+        # within the file system's clock tick, or one that kept the mtime, shows no other sign.
+        named = set(scope) if scope is not None else set()
+        for root, item in self._walk(roots, scope, looked):
+            if isinstance(item, ScanProblem):
+                if item not in reported:  # a folder and a path in it may both be in scope
+                    reported.add(item)
                     problems.append(item)
-                    continue
-                if item.path in seen:
-                    continue
-                seen.add(item.path)
-                row = rows.get(item.path)
-                if (row is not None and row.size == item.size and row.mtime_ns == item.mtime_ns
-                        and row.sig == self.sig and row.status != "failed"):
-                    unchanged += 1
-                    continue
-                todo.append((item, root))
+                continue
+            if item.path in seen:
+                continue
+            seen.add(item.path)
+            row = rows.get(item.path)
+            if (row is not None and row.size == item.size and row.mtime_ns == item.mtime_ns
+                    and row.sig == self.sig and row.status != "failed"
+                    and item.path not in named):
+                unchanged += 1
+                continue
+            todo.append((item, root))
         # A folder that cannot be listed keeps its files' index (it may be back next time); a
         # file that became a broken link or a pipe is gone as far as its old passages go.
         unreadable = {p.path for p in problems if p.folder}
+        tops = set(looked)
         gone = [r for p, r in rows.items()
-                if p not in seen and any(is_under(p, root) for root in roots)
-                and not any(is_under(p, u) for u in unreadable)]
+                if p not in seen and _under_any(p, tops) and not _under_any(p, unreadable)]
         return todo, gone, problems, unchanged, rows
+
+    def _walk(self, roots: Sequence[str], scope: Iterable[str] | None, looked: list[str]
+              ) -> Iterator[tuple[str, FileStat | ScanProblem]]:
+        if scope is None:
+            for root in roots:
+                looked.append(root)
+                for item in scan_folder(root, self.excludes):
+                    yield root, item
+            return
+        for path in sorted(set(scope)):
+            root = next((r for r in roots if is_under(path, r)), None)
+            if root is None or excluded_path(path, root, self.excludes):
+                continue
+            looked.append(path)
+            for item in scan_path(path, root, self.excludes):
+                yield root, item
 
     # -- running -----------------------------------------------------------------------------
 
-    def run(self, roots: Sequence[str], cancel: threading.Event | None = None
-            ) -> Iterator[Progress]:
+    def run(self, roots: Sequence[str], cancel: threading.Event | None = None, *,
+            scope: Iterable[str] | None = None, optimize: bool = True) -> Iterator[Progress]:
+        """Sync the folders (or just the scope's paths) and yield progress along the way."""
         cancel = cancel or threading.Event()
         t0 = time.monotonic()
         prog = Progress("scanning")
         yield replace(prog)
-        self.store.purge_orphans()
-        todo, gone, scan_problems, unchanged, rows = self.plan(roots)
+        if scope is None:
+            self.store.purge_orphans()  # what a crash left half-written
+        todo, gone, scan_problems, unchanged, rows = self.plan(roots, scope)
+        self._wrote = False
         bad_files = sum(1 for p in scan_problems if not p.folder)
         prog.files_total = prog.files_done = prog.files_failed = bad_files
         for p in scan_problems:
             prog.problems.append((p.path, p.reason))
             yield replace(prog, problem=(p.path, p.reason), elapsed=time.monotonic() - t0)
-        if gone:
-            self.store.remove_files([r.file_id for r in gone])
+        # Vanished files are matched against new ones by content before they are forgotten.
+        self._reusable = {r.hash: r for r in rows.values()
+                          if r.status == "ok" and r.sig == self.sig and r.n_chunks}
         prog.files_removed = len(gone)
         prog.files_unchanged = unchanged
         prog.files_total = len(todo) + bad_files
@@ -174,8 +228,11 @@ class Indexer:
                     prog.bytes_done += w.stat.size
                     prog.chunks += len(w.chunks)
                     prog.tokens += sum(len(c.tokens) for c in w.chunks)
+                    prog.files_reused += w.copy_from is not None and not w.chunks
                     problem = None
-                    if w.status != "ok":
+                    if w.deferred:
+                        prog.files_pending += 1
+                    elif w.status != "ok":
                         if w.status == "failed":
                             prog.files_failed += 1
                         else:
@@ -206,9 +263,13 @@ class Indexer:
             prog.phase = "cancelled"
             yield replace(prog, elapsed=time.monotonic() - t0)
             return
+        if gone:
+            self.store.remove_files([r.file_id for r in gone])
+            self._wrote = True
         prog.phase = "finishing"
         yield replace(prog, elapsed=time.monotonic() - t0)
-        self.store.optimize()
+        if optimize and self._wrote:
+            self.store.optimize()
         prog.phase = "done"
         yield replace(prog, elapsed=time.monotonic() - t0, current=None)
 
@@ -229,15 +290,39 @@ class Indexer:
         finally:
             out.put(None)
 
-    def _prepare(self, st: FileStat, root: str, old: FileRow | None) -> _Work:
+    def _read_settled(self, st: FileStat) -> tuple[bytes, FileStat]:
+        """Read a file whose size and mtime hold still across the read.
+
+        A file still being written is read again a moment later; the stat kept is the one
+        taken before the read that produced the data, so a later change is always noticed.
+        """
+        for attempt in range(_SETTLE_TRIES):
+            with open(st.path, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+            after = stat_file(st.path)
+            if after is None:
+                raise FileNotFoundError(st.path)
+            if (after.size, after.mtime_ns) == (st.size, st.mtime_ns) and len(data) == st.size:
+                return data, st
+            st = after
+            if attempt + 1 < _SETTLE_TRIES:
+                time.sleep(_SETTLE_PAUSE)
+        raise _StillChanging(st.path)
+
+    def _prepare(self, st: FileStat, root: str, old: FileRow | None,
+                 allow_copy: bool = True) -> _Work:
         work = _Work(st, root, old=old)
         if st.size > MAX_FILE_BYTES:
             work.status, work.reason = "skipped", (
                 f"too large ({st.size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB)")
             return work
         try:
-            with open(st.path, "rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
+            data, st = self._read_settled(st)
+            work.stat = st
+        except _StillChanging:
+            work.deferred, work.status, work.reason = True, "pending", (
+                "still being written; indexed once it settles")
+            return work
         except FileNotFoundError:
             work.vanished, work.status, work.reason = True, "failed", (
                 "disappeared while being indexed")
@@ -259,6 +344,10 @@ class Indexer:
             work.unchanged_content = True
             work.status, work.reason = old.status, old.reason
             return work
+        source = self._reusable.get(work.hash)
+        if allow_copy and source is not None and source.path != st.path:
+            work.copy_from = source
+            return work
         try:
             doc = extract.extract(st.path, data)
         except extract.Skipped as exc:
@@ -276,15 +365,28 @@ class Indexer:
 
     def _embed(self, works: list[_Work], out_chunks: list[dict],
                out_files: list[FileRow]) -> list[_Work]:
+        copied: dict[int, list[dict]] = {}
+        for n, w in enumerate(works):
+            if w.copy_from is not None:
+                rows = self.store.passages_of(w.copy_from.file_id, w.copy_from.hash)
+                if len(rows) == w.copy_from.n_chunks:
+                    copied[n] = rows
+                else:  # the source changed meanwhile: cut and embed this file after all
+                    works[n] = self._prepare(w.stat, w.root, w.old, allow_copy=False)
         seqs = [c.tokens for w in works for c in w.chunks]
         vectors = self.embedder.embed_tokens(seqs) if seqs else None
         i = 0
         now = time.time()
-        for w in works:
+        for n, w in enumerate(works):
             fid = file_id_for(w.stat.path)
             if w.vanished:
                 self.store.remove_files([fid])
                 continue
+            if w.deferred:
+                continue
+            for r in copied.get(n, ()):
+                out_chunks.append({**r, "id": f"{fid}:{w.hash[:12]}:{r['ordinal']}",
+                                   "file_id": fid, "path": w.stat.path, "kind": w.stat.kind})
             for c in w.chunks:
                 out_chunks.append({
                     "id": f"{fid}:{w.hash[:12]}:{c.ordinal}", "file_id": fid, "hash": w.hash,
@@ -298,6 +400,8 @@ class Indexer:
             n_tokens = sum(len(c.tokens) for c in w.chunks)
             if w.unchanged_content and w.old is not None:
                 n_chunks, n_tokens = w.old.n_chunks, w.old.n_tokens
+            elif n in copied and w.copy_from is not None:
+                n_chunks, n_tokens = w.copy_from.n_chunks, w.copy_from.n_tokens
             out_files.append(FileRow(
                 file_id=fid, path=w.stat.path, root=w.root, kind=w.stat.kind,
                 size=w.stat.size, mtime_ns=w.stat.mtime_ns, hash=w.hash, status=w.status,
@@ -314,8 +418,22 @@ class Indexer:
 
         table = pa.Table.from_pylist(out_chunks, schema=chunk_schema(self.store.dims))
         self.store.write(table, out_files)
+        self._wrote = True
         out_chunks.clear()
         out_files.clear()
+
+
+def _under_any(path: str, tops: set[str]) -> bool:
+    """Whether path is one of tops or inside one (a walk up its parents, not a scan of tops)."""
+    if not tops:
+        return False
+    while True:
+        if path in tops:
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
 
 
 def index_folders(store: Store, embedder: Embedder, roots: Sequence[str], **kw

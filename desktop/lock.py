@@ -17,6 +17,8 @@ from typing import Any
 
 LOCK_NAME = "writer.lock"
 NOTE_NAME = "writer.json"
+_TRIES = 5
+_RETRY_PAUSE = 0.02
 
 
 class DataDirBusy(Exception):
@@ -90,7 +92,14 @@ class WriterLock:
             return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        if not _try_lock(fd):
+        # `status` and search probe the lock by taking it for an instant (writer_alive): a
+        # few quick tries keep such a probe from being mistaken for another writer.
+        for attempt in range(_TRIES):
+            if _try_lock(fd):
+                break
+            if attempt + 1 < _TRIES:
+                time.sleep(_RETRY_PAUSE)
+        else:
             os.close(fd)
             raise DataDirBusy(self.data_dir, read_holder(self.data_dir))
         self._fd = fd

@@ -120,3 +120,86 @@ def _is_link(entry: os.DirEntry) -> bool:
 
 def is_under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def stat_file(path: str) -> FileStat | None:
+    """The FileStat of one supported regular file, or None (gone, unsupported, not a file)."""
+    name = os.path.basename(path)
+    kind = kind_for(name)
+    if kind is None or not _utf8_name(name):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return FileStat(path, st.st_size, st.st_mtime_ns, kind)
+
+
+def excluded_path(path: str, root: str, patterns: Iterable[str] = ()) -> bool:
+    """Whether scan_folder(root) would pass over path: an excluded name on the way down, a
+    folder on the way that is a virtual environment, or a file matching a path pattern."""
+    patterns = tuple(patterns)
+    rel = os.path.relpath(path, root)
+    if rel == ".":
+        return False
+    parts = rel.split(os.sep)
+    if rel.startswith("..") or any(is_excluded_name(part, patterns) for part in parts):
+        return True
+    folder = root
+    for part in parts[:-1]:
+        folder = os.path.join(folder, part)
+        if _is_venv(folder):
+            return True
+    return any(fnmatch.fnmatch(path, p) for p in patterns) and kind_for(parts[-1]) is not None
+
+
+def scan_path(path: str, root: str, patterns: Iterable[str] = ()
+              ) -> Iterator[FileStat | ScanProblem]:
+    """What scan_folder(root) yields for this one path (a file, or a whole folder below root).
+
+    For the paths a watcher saw change: the same files, the same problems (a name that is not
+    UTF-8, a broken link, a pipe) as a full scan would give, so a watched folder and a scanned
+    one never disagree.
+    """
+    patterns = tuple(patterns)
+    if excluded_path(path, root, patterns):
+        return
+    rel = os.path.relpath(path, root)
+    parts = [] if rel == "." else rel.split(os.sep)
+    for n, part in enumerate(parts):
+        if not _utf8_name(part):  # reported where a full scan stops: at the first bad name
+            bad = os.path.join(root, *parts[:n + 1])
+            if os.path.lexists(bad) and (n + 1 < len(parts) or os.path.isdir(bad)
+                                         or kind_for(part)):
+                yield ScanProblem(displayable(bad), "name is not valid UTF-8 "
+                                  "(rename it to index it)", folder=False)
+            return
+    try:
+        lst = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        yield ScanProblem(path, f"cannot be read ({exc.strerror or exc})", folder=False)
+        return
+    if stat.S_ISDIR(lst.st_mode):
+        if not (path != root and _is_venv(path)):
+            yield from scan_folder(path, patterns)
+        return
+    kind = kind_for(os.path.basename(path))
+    if kind is None:
+        return
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if stat.S_ISLNK(lst.st_mode):
+            yield ScanProblem(path, "broken link (its target does not exist)", folder=False)
+        return
+    except OSError as exc:
+        yield ScanProblem(path, f"cannot be read ({exc.strerror or exc})", folder=False)
+        return
+    if not stat.S_ISREG(st.st_mode):
+        yield ScanProblem(path, "not a regular file (a pipe, socket or device)", folder=False)
+        return
+    yield FileStat(path, st.st_size, st.st_mtime_ns, kind)

@@ -156,6 +156,12 @@ class Store:
             out.update({r["file_id"]: r["hash"] for r in rows})
         return out
 
+    def passages_of(self, file_id: str, hash_: str) -> list[dict[str, Any]]:
+        """A file version's passages with their vectors (to reuse them for a moved file)."""
+        return (self.chunks.search()
+                .where(f"file_id = {sql_str(file_id)} AND hash = {sql_str(hash_)}")
+                .limit(None).to_arrow().to_pylist())
+
     # -- writing (one writer per data dir) ---------------------------------------------------
 
     def write(self, chunk_rows: Sequence[dict[str, Any]] | pa.Table,

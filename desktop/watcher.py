@@ -8,15 +8,16 @@ original, several writes in a row) and waits out a file that is still being writ
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 from .scan import is_excluded_name, is_under
 
@@ -29,6 +30,10 @@ class _Handler(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
+            return
+        if event.is_directory and event.event_type == "modified":
+            # Sent for the parent of every file created, deleted or moved, whose own event
+            # names the file: marking the folder too would rescan its whole subtree each time.
             return
         paths = [event.src_path]
         dest = getattr(event, "dest_path", "")
@@ -45,8 +50,10 @@ class FolderWatcher:
         self.roots = [os.path.abspath(r) for r in roots]
         self.excludes = tuple(excludes)
         self.polling = polling
-        self._observer = (PollingObserver(timeout=poll_interval) if polling else Observer())
-        self._dirty: dict[str, float] = {}
+        self._observer = (PollingObserverVFS(os.lstat, self._listdir,
+                                             polling_interval=poll_interval)
+                          if polling else Observer())
+        self._dirty: dict[str, tuple[float, float]] = {}  # path -> (first, last) event time
         self._lock = threading.Lock()
         self._event = threading.Event()
         self._handler = _Handler(self)
@@ -60,16 +67,36 @@ class FolderWatcher:
         self._observer.stop()
         self._observer.join(timeout=5)
 
+    def _listdir(self, path: str | None) -> Iterator[os.DirEntry]:
+        """What the polling observer walks: links are not followed (os.lstat), so a symlink
+        loop cannot send it round forever, and excluded folders (.git, node_modules, virtual
+        environments...) are not walked at every poll."""
+        with os.scandir(path) as it:
+            entries = list(it)
+        for entry in entries:
+            if is_excluded_name(entry.name, self.excludes):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False) and os.path.exists(
+                        os.path.join(entry.path, "pyvenv.cfg")):
+                    continue
+            except OSError:
+                pass
+            yield entry
+
     @property
     def live(self) -> bool:
         return self._observer.is_alive()
 
     def _excluded(self, path: str) -> bool:
+        """Cheap, from the path alone (the indexer has the last word, virtual environments
+        included): an excluded name on the way, or a path pattern (those hold a separator)."""
         for root in self.roots:
             if is_under(path, root):
                 rel = os.path.relpath(path, root)
                 return any(is_excluded_name(part, self.excludes)
-                           for part in rel.split(os.sep) if part != ".")
+                           for part in rel.split(os.sep) if part != ".") or any(
+                    fnmatch.fnmatch(path, p) for p in self.excludes if os.sep in p)
         return True
 
     def mark(self, paths: Iterable[str]) -> None:
@@ -77,7 +104,8 @@ class FolderWatcher:
         with self._lock:
             for p in paths:
                 if not self._excluded(p):
-                    self._dirty[p] = now
+                    first = self._dirty.get(p, (now, now))[0]
+                    self._dirty[p] = (first, now)
         self._event.set()
 
     def pending(self) -> int:
@@ -90,19 +118,25 @@ class FolderWatcher:
         self._event.clear()
         return got
 
-    def drain(self, quiet: float) -> set[str]:
-        """Paths whose last event is at least `quiet` seconds old; they leave the dirty set."""
-        cutoff = time.monotonic() - quiet
+    def _ready(self, first: float, last: float, now: float, quiet: float,
+               max_wait: float) -> bool:
+        return now - last >= quiet or now - first >= max_wait
+
+    def drain(self, quiet: float, max_wait: float = 10.0) -> set[str]:
+        """Paths quiet for `quiet` seconds (or dirty for `max_wait`); they leave the set."""
+        now = time.monotonic()
         with self._lock:
-            ready = {p for p, t in self._dirty.items() if t <= cutoff}
+            ready = {p for p, (first, last) in self._dirty.items()
+                     if self._ready(first, last, now, quiet, max_wait)}
             for p in ready:
                 del self._dirty[p]
         return ready
 
-    def next_ready_in(self, quiet: float) -> float | None:
-        """Seconds until the oldest dirty path becomes ready; None when nothing is dirty."""
+    def next_ready_in(self, quiet: float, max_wait: float = 10.0) -> float | None:
+        """Seconds until some dirty path becomes ready; None when nothing is dirty."""
+        now = time.monotonic()
         with self._lock:
             if not self._dirty:
                 return None
-            oldest = min(self._dirty.values())
-        return max(0.0, oldest + quiet - time.monotonic())
+            return max(0.0, min(min(last + quiet, first + max_wait) - now
+                                for first, last in self._dirty.values()))

@@ -1,0 +1,102 @@
+"""Keep the index in sync with folders until told to stop: what `semdex watch` and the GUI run.
+
+The watcher is started before the start-up scan, so nothing that changes during the scan is
+missed; the scan then catches up with whatever changed while Semdex was closed. After that the
+single writer (this loop, holding the data dir's writer lock) drains the paths the watcher
+marked, once they have been quiet for a moment, and syncs just those paths. The full-text index
+is refreshed and old versions are cleaned up when the folders have been idle for a while, so
+the store does not grow without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .engine import Engine
+from .indexer import Progress
+from .lock import WriterLock
+from .watcher import FolderWatcher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncSettings:
+    quiet: float = 0.3  # seconds a path must be still before it is indexed
+    max_wait: float = 10.0  # ...but a file that never stops changing is indexed after this
+    polling: bool = False  # for file systems where change events do not arrive
+    poll_interval: float = 1.0
+    optimize_after_idle: float = 20.0  # seconds of calm before compaction and FTS refresh
+    heartbeat: float = 2.0
+
+
+class Syncer:
+    """Owns the writer lock, the watcher and the writing for one data dir."""
+
+    def __init__(self, engine: Engine, roots: Sequence[str] | None = None,
+                 settings: SyncSettings | None = None, excludes: Sequence[str] = ()):
+        self.engine = engine
+        self.settings = settings or SyncSettings()
+        self.excludes = tuple(excludes)
+        self.roots = list(roots) if roots else []
+        self.lock = WriterLock(engine.data_dir, "watch")
+        self.watcher: FolderWatcher | None = None
+        self.idle = threading.Event()  # set while nothing is pending
+        self.syncs = 0
+
+    def run(self, cancel: threading.Event,
+            on_progress: Callable[[Progress], None] | None = None) -> None:
+        report = on_progress or (lambda p: None)
+        self.lock.acquire()
+        try:
+            roots = self.engine.prepare_roots(self.roots)
+            self.watcher = FolderWatcher(roots, (*self.excludes, self.engine.own_files),
+                                         self.settings.polling, self.settings.poll_interval)
+            self.watcher.start()
+            self.lock.touch(pending=0, live=self.watcher.live)
+            for prog in self.engine.index(roots, cancel=cancel, excludes=self.excludes,
+                                          lock=self.lock):
+                report(prog)
+            self._loop(roots, cancel, report)
+        finally:
+            if self.watcher is not None:
+                self.watcher.stop()
+            self.lock.release()
+
+    def _loop(self, roots: list[str], cancel: threading.Event,
+              report: Callable[[Progress], None]) -> None:
+        s = self.settings
+        watcher = self.watcher
+        assert watcher is not None
+        dirty_since_optimize = False
+        last_write = last_beat = time.monotonic()
+        while not cancel.is_set():
+            wait = watcher.next_ready_in(s.quiet, s.max_wait)
+            if wait is None:
+                self.idle.set()
+            watcher.wait(min(s.heartbeat, wait if wait is not None else s.heartbeat))
+            now = time.monotonic()
+            if now - last_beat >= s.heartbeat:
+                self.lock.touch(pending=watcher.pending(), live=watcher.live)
+                last_beat = now
+            if watcher.pending():
+                # Cleared before the drain: once a path leaves the dirty set, idle must not
+                # read as set until it is indexed (a path marked later is never ready at once).
+                self.idle.clear()
+            paths = watcher.drain(s.quiet, s.max_wait)
+            if paths:
+                for prog in self.engine.index(roots, cancel=cancel, excludes=self.excludes,
+                                              scope=paths, optimize=False, lock=self.lock):
+                    report(prog)
+                self.syncs += 1
+                dirty_since_optimize = True
+                last_write = time.monotonic()
+                if not watcher.pending():
+                    self.idle.set()
+            elif dirty_since_optimize and now - last_write >= s.optimize_after_idle:
+                self.engine.store.optimize()
+                dirty_since_optimize = False

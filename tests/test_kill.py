@@ -1,0 +1,206 @@
+"""kill -9 at any moment, then a restart: the index ends equal to the disk.
+
+`semdex index` (and once `semdex watch`) run as real subprocesses on a folder of small text
+files and a few PDFs and are killed with SIGKILL at chosen and random moments: while the store
+is first created, while passages are written, while a deleted folder's files are forgotten,
+while watching. The folder changes between rounds. After every kill the store still opens and
+answers `semdex search`; after one clean run it equals the folder exactly: no duplicate
+passages, no passages of deleted files, no file marked done without its passages.
+
+SEMDEX_KILL_SEED picks the random moments (the default is fixed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from desktop.lock import writer_alive
+from tests.fixtures.consistency import assert_index_matches_disk
+from tests.fixtures.documents import make_pdf
+
+ROOT = Path(__file__).resolve().parent.parent
+WORDS = ("amber basalt cedar delta ember fjord garnet hollow indigo juniper kelp lagoon "
+         "marble nickel opal pumice quartz russet sienna topaz umber violet willow").split()
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+
+
+def env_for(model_cache: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "SEMDEX_DATA_DIR"}
+    env["SEMDEX_MODEL_CACHE"] = str(model_cache)
+    return env
+
+
+class Corpus:
+    def __init__(self, root: Path, rng: random.Random):
+        self.root, self.rng, self.n = root, rng, 0
+
+    def text(self) -> str:
+        self.n += 1
+        return (f"Record {self.n} keyword{self.n}: "
+                + " ".join(self.rng.choices(WORDS, k=self.rng.randint(20, 60))) + ".\n")
+
+    def create(self) -> None:
+        for i in range(5):
+            (self.root / f"sub{i}").mkdir(parents=True)
+            for _ in range(24):
+                self.n += 1
+                (self.root / f"sub{i}" / f"n{self.n}.txt").write_text(self.text())
+        (self.root / "bulk").mkdir()
+        for _ in range(30):
+            self.n += 1
+            (self.root / "bulk" / f"b{self.n}.md").write_text(self.text())
+        for i in range(3):
+            make_pdf(self.root / f"book{i}.pdf", [self.text() * 2, self.text() * 2])
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.root.rglob("*") if p.is_file() and p.suffix != ".pdf")
+
+    def mutate(self, n: int = 30) -> None:
+        """Edits, deletions, new files, renames, and a folder moved."""
+        rng = self.rng
+        for _ in range(n):
+            files = self.files()
+            f = rng.choice(files)
+            op = rng.choice(["edit", "edit", "delete", "create", "rename", "copy"])
+            if op == "edit":
+                f.write_text(self.text())
+            elif op == "delete":
+                f.unlink()
+            elif op == "create":
+                self.n += 1
+                (f.parent / f"c{self.n}.txt").write_text(self.text())
+            elif op == "rename":
+                self.n += 1
+                os.rename(f, f.parent / f"r{self.n}{f.suffix}")
+            else:
+                self.n += 1
+                shutil.copy(f, f.parent / f"k{self.n}{f.suffix}")
+        subs = sorted(p for p in self.root.iterdir() if p.is_dir() and p.name.startswith("sub"))
+        if subs:
+            self.n += 1
+            os.rename(rng.choice(subs), self.root / f"sub-moved{self.n}")
+
+
+def versions(data: Path, table: str) -> int:
+    """Versions of one of the store's tables (each write commits one)."""
+    db = data / "lancedb"
+    try:
+        dirs = [d for d in os.listdir(db) if d.startswith(table + "_")]
+        return sum(len(os.listdir(db / d / "_versions")) for d in dirs)
+    except FileNotFoundError:
+        return 0
+
+
+class Killer:
+    def __init__(self, data: Path, docs: Path, env: dict[str, str], rng: random.Random):
+        self.data, self.docs, self.env, self.rng = data, docs, env, rng
+        self.killed = 0
+        self.log: list[str] = []
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "desktop.cli", "--data-dir", str(self.data), *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=self.env,
+            cwd=ROOT)
+
+    def run_and_kill(self, label: str, when: Callable[[], bool], delay: float,
+                     *args: str, timeout: float = 120) -> None:
+        """Start semdex ARGS, wait until when() is true, wait `delay` more, kill -9 it."""
+        proc = self.start(*(args or ("index", str(self.docs))))
+        deadline = time.monotonic() + timeout
+        while not when() and proc.poll() is None:
+            assert time.monotonic() < deadline, f"{label}: the moment never came"
+            time.sleep(0.001)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            self.killed += 1
+        proc.wait(30)
+        err = proc.stderr.read() if proc.stderr else ""
+        self.log.append(f"{label}: rc {proc.returncode} after {delay:.3f}s")
+        assert proc.returncode in (-signal.SIGKILL, 0), f"{label}: {err}"
+        self.check_store_opens(label)
+
+    def check_store_opens(self, label: str) -> None:
+        """After any kill the store opens, and search and status answer (no traceback)."""
+        for args in (["search", "keyword3", "--mode", "keyword", "--json"],
+                     ["status", "--json"]):
+            proc = subprocess.run(
+                [sys.executable, "-m", "desktop.cli", "--data-dir", str(self.data), *args],
+                capture_output=True, text=True, env=self.env, cwd=ROOT, timeout=120)
+            assert proc.returncode == 0, f"{label}: semdex {args[0]}: {proc.stderr}"
+            json.loads(proc.stdout)
+
+
+def test_kill_at_random_moments_then_one_clean_run_equals_the_disk(tmp_path, starter_model,
+                                                                   model_cache):
+    seed = int(os.environ.get("SEMDEX_KILL_SEED", "7"))
+    rng = random.Random(seed)
+    docs, data = tmp_path / "docs", tmp_path / "data"
+    corpus = Corpus(docs, rng)
+    corpus.create()
+    k = Killer(data, docs, env_for(model_cache), rng)
+
+    # 1. While the store is first created (its very first write).
+    k.run_and_kill("first write", lambda: (data / "lancedb").exists(), rng.uniform(0, 0.05))
+    # 2. While passages are written: after the first batch landed, at a random moment.
+    base = versions(data, "chunks")
+    k.run_and_kill("writing", lambda: versions(data, "chunks") > base + 1,
+                   rng.uniform(0, 0.8))
+    # 3. After changes to the folder, at a random moment from the start.
+    corpus.mutate()
+    k.run_and_kill("changed folder", lambda: True, rng.uniform(1.0, 4.0))
+
+    # A clean run in the middle: what the kills left is resumed and purged.
+    proc = k.start("index", str(docs))
+    assert proc.wait(180) == 0, proc.stderr.read() if proc.stderr else ""
+    assert_index_matches_disk(data, [docs], vectors=False)
+
+    # 4. While a deleted folder's files are forgotten: file rows first, then passages.
+    shutil.rmtree(docs / "bulk")
+    base = versions(data, "files")
+    k.run_and_kill("deleting", lambda: versions(data, "files") > base, rng.uniform(0, 0.02))
+    # 5. While watching: the start-up scan, then live changes, killed at a random moment.
+    corpus.mutate(15)
+    proc = k.start("watch", "--quiet", "0.1")
+    time.sleep(rng.uniform(2.0, 3.5))
+    corpus.mutate(15)
+    time.sleep(rng.uniform(0.0, 1.5))
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    k.killed += 1
+    k.check_store_opens("watch")
+    # 6. Two more at random moments, the folder changing in between.
+    for n in range(2):
+        corpus.mutate(10)
+        k.run_and_kill(f"random {n}", lambda: True, rng.uniform(0.5, 3.5))
+
+    assert k.killed >= 6, k.log  # the kills did land while work was going on
+    assert writer_alive(data) is None  # the kernel dropped the dead writers' lock
+
+    proc = k.start("index", str(docs))
+    assert proc.wait(180) == 0, proc.stderr.read() if proc.stderr else ""
+    try:
+        assert_index_matches_disk(data, [docs])
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nseed {seed}; {k.log}") from None
+    assert writer_alive(data) is None and not (data / "writer.json").exists()
+    hits = subprocess.run(
+        [sys.executable, "-m", "desktop.cli", "--data-dir", str(data), "search",
+         "keyword5", "--json", "--mode", "keyword"], capture_output=True, text=True,
+        env=k.env, cwd=ROOT, timeout=120)
+    results = json.loads(hits.stdout)["results"]
+    assert results and all("keyword5" in r["text"] for r in results[:1])

@@ -1,0 +1,616 @@
+"""`semdex watch`: the index follows the folders live, and never lies about them.
+
+Everything is real: a Syncer in a background thread (as `semdex watch` and the GUI run it) with
+the real watchdog observer, the real LanceDB store on disk and the real starter model. After
+each round of changes the test waits until the syncer is idle, then checks the index against
+the disk exactly (tests/fixtures/consistency.py).
+
+The churn test takes its seed from SEMDEX_CHURN_SEED (and its length from SEMDEX_CHURN_OPS), so
+a failure can be replayed and the test run many times with other seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from desktop.engine import Engine
+from desktop.lock import DataDirBusy
+from desktop.sync import SyncSettings
+from tests.fixtures.consistency import (
+    RunningSyncer,
+    assert_index_matches_disk,
+    index_differences,
+    tree_files,
+)
+from tests.fixtures.documents import make_corrupt_pdf, make_pdf
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = SyncSettings(quiet=0.2, optimize_after_idle=3600.0)
+
+
+@pytest.fixture
+def make_engine(tmp_path, starter_model, model_cache, monkeypatch):
+    monkeypatch.setenv("SEMDEX_MODEL_CACHE", str(model_cache))
+    monkeypatch.setenv("SEMDEX_DATA_DIR", str(tmp_path / "env-data-dir-unused"))
+    engines: list[Engine] = []
+
+    def make(data: str = "data") -> Engine:
+        engine = Engine(tmp_path / data)
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.close()
+
+
+def keyword(engine: Engine, word: str) -> list[str]:
+    """Files (relative to their folder's parent) whose passages hold the word."""
+    return sorted({str(Path(h.path).relative_to(Path(h.path).parents[1]))
+                   for h in engine.search(word, mode="keyword", k=50, per_file=None)})
+
+
+def names(engine: Engine) -> set[str]:
+    return {Path(p).name for p in engine.store.file_rows()}
+
+
+def note(i: int, word: str) -> str:
+    return (f"Note number {i}. The {word} appears in this note about ordinary things. "
+            f"Each note talks about a different subject: {word} is the one here.\n")
+
+
+def counting_embeds(engine: Engine) -> list[int]:
+    """Count the sequences the model embeds from now on (it still embeds them)."""
+    calls: list[int] = []
+    real = engine.embedder.embed_tokens
+
+    def embed_tokens(sequences):
+        calls.append(len(sequences))
+        return real(sequences)
+
+    engine.embedder.embed_tokens = embed_tokens  # type: ignore[method-assign]
+    return calls
+
+
+def semdex(*args: str, data_dir: Path, timeout: float = 120
+           ) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SEMDEX_DATA_DIR"}
+    return subprocess.run([sys.executable, "-m", "desktop.cli", "--data-dir", str(data_dir),
+                           *args], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=timeout)
+
+
+# -- create, edit, delete ------------------------------------------------------------------
+
+def test_created_edited_and_deleted_files_follow_within_seconds(make_engine, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "old.txt").write_text(note(0, "harpsichord"))
+    engine = make_engine()
+    with RunningSyncer(engine, [docs], FAST) as rs:
+        start = rs.runs[0]
+        assert start.files_done == 1 and start.chunks >= 1
+        assert keyword(engine, "harpsichord") == ["docs/old.txt"]
+
+        t0 = time.monotonic()
+        (docs / "sub").mkdir()
+        (docs / "sub" / "new.md").write_text("# Travel\n\n" + note(1, "gondola"))
+        make_pdf(docs / "book.pdf", ["A chapter about the lighthouse keeper.",
+                                     "A chapter about sourdough baking."])
+        rs.wait_for(lambda: keyword(engine, "gondola") == ["sub/new.md"], 10, "create")
+        rs.wait_for(lambda: keyword(engine, "sourdough") == ["docs/book.pdf"], 10, "create")
+        assert time.monotonic() - t0 < 10
+        rs.wait_idle()
+
+        (docs / "old.txt").write_text(note(0, "accordion"))
+        rs.wait_for(lambda: keyword(engine, "accordion") == ["docs/old.txt"], 10, "edit")
+        rs.wait_idle()
+        assert keyword(engine, "harpsichord") == []
+
+        (docs / "sub" / "new.md").unlink()
+        rs.wait_for(lambda: "new.md" not in names(engine), 10, "delete")
+        rs.wait_idle()
+        assert keyword(engine, "gondola") == []
+        hit = engine.search("how to bake bread", mode="semantic", k=1)[0]
+        assert (Path(hit.path).name, hit.page) == ("book.pdf", 2)
+
+        (folder,) = engine.status()["folders"]
+        assert folder["watcher_live"] is True and folder["pending"] == 0
+        assert folder["files_indexed"] == 2 and folder["passages"] >= 3
+        assert_index_matches_disk(engine, [docs])
+    (folder,) = engine.status()["folders"]
+    assert folder["watcher_live"] is False
+
+
+# -- moves reuse passages --------------------------------------------------------------------
+
+def test_renames_and_folder_moves_reuse_passages(make_engine, tmp_path):
+    docs = tmp_path / "docs"
+    alpha = docs / "projects" / "alpha"
+    alpha.mkdir(parents=True)
+    (docs / "archive").mkdir()
+    words = ["pelican", "quasar", "tamarind", "umbrella", "violin"]
+    for i, w in enumerate(words):
+        (alpha / f"a{i}.txt").write_text(note(i, w) * 3)
+    (docs / "loose.txt").write_text(note(9, "walrus"))
+    engine = make_engine()
+    with RunningSyncer(engine, [docs], FAST) as rs:
+        count = engine.store.count_chunks()
+        calls = counting_embeds(engine)
+
+        # a renamed file
+        since = rs.mark()
+        os.rename(docs / "loose.txt", docs / "renamed.txt")
+        runs = rs.wait_idle(since=since)
+        assert sum(r.files_reused for r in runs) == 1
+        assert sum(r.tokens for r in runs) == 0 and sum(r.files_removed for r in runs) == 1
+        assert keyword(engine, "walrus") == ["docs/renamed.txt"]
+
+        # a whole folder moved elsewhere (and renamed on the way)
+        since = rs.mark()
+        shutil.move(alpha, docs / "archive" / "alpha-2023")
+        runs = rs.wait_idle(since=since)
+        assert sum(r.files_reused for r in runs) == 5
+        assert sum(r.tokens for r in runs) == 0 and sum(r.files_removed for r in runs) == 5
+        assert keyword(engine, "quasar") == ["alpha-2023/a1.txt"]
+        assert not any("projects" in p for p in engine.store.file_rows())
+
+        # a file moved into another folder, and a copy
+        since = rs.mark()
+        os.rename(docs / "renamed.txt", docs / "archive" / "walrus.txt")
+        shutil.copy(docs / "archive" / "alpha-2023" / "a4.txt", docs / "copy.txt")
+        runs = rs.wait_idle(since=since)
+        assert sum(r.files_reused for r in runs) == 2 and sum(r.tokens for r in runs) == 0
+        assert keyword(engine, "violin") == ["alpha-2023/a4.txt", "docs/copy.txt"]
+
+        assert calls == [], "moved files must not be embedded again"
+        assert engine.store.count_chunks() == count + engine.store.file_rows()[
+            str(docs / "copy.txt")].n_chunks
+        assert_index_matches_disk(engine, [docs])
+
+
+# -- editors ---------------------------------------------------------------------------------
+
+def test_editor_save_patterns_end_with_the_saved_text(make_engine, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    target = docs / "x.txt"
+    target.write_text(note(1, "anemone"))
+    engine = make_engine()
+    with RunningSyncer(engine, [docs], FAST) as rs:
+        # Atomic save: write a hidden temp file, then rename it over the original.
+        swap = docs / ".x.txt.swp"
+        swap.write_text("swap file of the editor: xylophone xylophone")
+        tmp = docs / ".x.txt.tmp123"
+        tmp.write_text(note(1, "begonia"))
+        os.replace(tmp, target)
+        swap.unlink()
+        rs.wait_for(lambda: keyword(engine, "begonia") == ["docs/x.txt"], 10, "atomic save")
+        rs.wait_idle()
+
+        # Backup save (vim): the original is renamed to x.txt~, a new x.txt written, the backup
+        # deleted.
+        os.rename(target, docs / "x.txt~")
+        target.write_text(note(1, "camellia"))
+        (docs / "x.txt~").unlink()
+        rs.wait_for(lambda: keyword(engine, "camellia") == ["docs/x.txt"], 10, "backup save")
+        rs.wait_idle()
+
+        # A visible temp file with a supported name, renamed over the original.
+        tmp = docs / "x.txt.part.txt"
+        tmp.write_text(note(1, "dahlia"))
+        os.replace(tmp, target)
+        rs.wait_for(lambda: keyword(engine, "dahlia") == ["docs/x.txt"], 10, "temp rename")
+        rs.wait_idle()
+
+        # Several writes in a row: the last one wins.
+        for word in ["edelweiss", "freesia", "gardenia", "hyacinth", "iris"]:
+            target.write_text(note(1, word))
+            time.sleep(0.03)
+        rs.wait_for(lambda: keyword(engine, "iris") == ["docs/x.txt"], 10, "several writes")
+        rs.wait_idle()
+        for gone in ["anemone", "begonia", "camellia", "dahlia", "edelweiss", "hyacinth",
+                     "xylophone"]:
+            assert keyword(engine, gone) == [], gone
+        assert names(engine) == {"x.txt"}
+        assert_index_matches_disk(engine, [docs])
+
+
+def test_file_written_slowly_is_indexed_once_it_settles(make_engine, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    engine = make_engine()
+    settings = SyncSettings(quiet=0.8, optimize_after_idle=3600.0)
+    with RunningSyncer(engine, [docs], settings) as rs:
+        path = docs / "slow.txt"
+        pieces = [f"Piece {i}: the slowly written file mentions ingredient{i}.\n"
+                  for i in range(20)]
+        since = rs.mark()
+        with open(path, "w", encoding="utf-8") as f:
+            for piece in pieces:  # 20 pieces over 2 s, each flushed to disk
+                f.write(piece)
+                f.flush()
+                time.sleep(0.1)
+        runs = rs.wait_idle(since=since)
+        assert len(runs) == 1, [(r.files_done, r.files_pending) for r in runs]
+        assert runs[0].files_done == 1 and runs[0].files_pending == 0
+        assert keyword(engine, "ingredient19") == ["docs/slow.txt"]
+        assert keyword(engine, "ingredient0") == ["docs/slow.txt"]
+        assert_index_matches_disk(engine, [docs])
+
+        # One that never stops changing (a log) is indexed as it settles, never half-read.
+        settings.max_wait = 1.0
+        since = rs.mark()
+        with open(docs / "log.txt", "w", encoding="utf-8") as f:
+            for i in range(60):  # 3 s of writes, past max_wait
+                f.write(f"log line {i} says checkpoint{i}\n")
+                f.flush()
+                time.sleep(0.05)
+        rs.wait_idle(since=since)
+        assert keyword(engine, "checkpoint59") == ["docs/log.txt"]
+        assert_index_matches_disk(engine, [docs])
+
+
+# -- exclusions and odd trees --------------------------------------------------------------
+
+def test_exclusions_are_never_indexed(make_engine, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+
+    def excluded_tree(base: Path, tag: str) -> None:
+        for rel in [".hidden/a.txt", ".git/notes.txt", "node_modules/pkg/readme.md",
+                    "drafts/plan.txt", "b.secret.txt", ".dotfile.txt"]:
+            (base / rel).parent.mkdir(parents=True, exist_ok=True)
+            (base / rel).write_text(f"Excluded {tag} content: forbiddenword{tag}.\n")
+        env = base / f"pyenv-{tag}"  # a virtual environment, whatever its name
+        env.mkdir()
+        (env / "pyvenv.cfg").write_text("home = /usr/bin\n")
+        (env / "lib").mkdir()
+        (env / "lib" / "notes.txt").write_text(f"Venv content: forbiddenword{tag}.\n")
+
+    excluded_tree(docs, "start")
+    (docs / "visible.txt").write_text(note(1, "kumquat"))
+    engine = make_engine()
+    excludes = ["drafts", "*.secret.txt"]
+    with RunningSyncer(engine, [docs], FAST, excludes=excludes) as rs:
+        assert names(engine) == {"visible.txt"}
+        since = rs.mark()
+        excluded_tree(docs / "visible-sub", "live")  # all created while watching
+        (docs / "visible-sub" / "shown.txt").write_text(note(2, "lychee"))
+        rs.wait_for(lambda: "shown.txt" in names(engine), 10, "the visible file")
+        rs.wait_idle(since=since)
+        # a visible folder hidden by a rename loses its passages; a hidden one shown gains
+        os.rename(docs / "visible-sub", docs / ".now-hidden")
+        os.rename(docs / ".hidden", docs / "now-shown")
+        rs.wait_for(lambda: "shown.txt" not in names(engine), 10, "hiding")
+        rs.wait_idle()
+        assert names(engine) == {"visible.txt", "a.txt"}
+        assert keyword(engine, "forbiddenwordlive") == []
+        assert keyword(engine, "forbiddenwordstart") == ["now-shown/a.txt"]
+        assert_index_matches_disk(engine, [docs], excludes=excludes)
+
+
+def test_symlink_loops_do_not_hang_the_scan_or_the_watcher(make_engine, tmp_path):
+    docs = tmp_path / "docs"
+    (docs / "a" / "b").mkdir(parents=True)
+    (docs / "a" / "b" / "deep.txt").write_text(note(1, "mango"))
+    os.symlink(docs, docs / "a" / "b" / "up")  # two loops: following links would never end
+    os.symlink(docs / "a", docs / "a" / "b" / "again")
+    os.symlink(docs / "a" / "b" / "deep.txt", docs / "link.txt")  # a link to a file is read
+    engine = make_engine()
+    for settings in (FAST, SyncSettings(quiet=0.2, polling=True, poll_interval=0.3,
+                                        optimize_after_idle=3600.0)):
+        t0 = time.monotonic()
+        with RunningSyncer(engine, [docs], settings) as rs:
+            assert time.monotonic() - t0 < 20
+            word = "nectarine" if settings.polling else "papaya"
+            (docs / "a" / "b" / f"{word}.txt").write_text(note(2, word))
+            rs.wait_for(lambda w=word: keyword(engine, w) == [f"b/{w}.txt"], 15, "a new file")
+            rs.wait_idle()
+            assert keyword(engine, "mango") == ["b/deep.txt", "docs/link.txt"]
+            assert_index_matches_disk(engine, [docs])
+
+
+def test_polling_mode_follows_changes(make_engine, tmp_path):
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "sub" / "one.txt").write_text(note(1, "raspberry"))
+    engine = make_engine()
+    settings = SyncSettings(quiet=0.2, polling=True, poll_interval=0.3,
+                            optimize_after_idle=3600.0)
+    with RunningSyncer(engine, [docs], settings) as rs:
+        assert type(rs.syncer.watcher._observer).__name__.startswith("PollingObserver")
+        (docs / "two.txt").write_text(note(2, "strawberry"))
+        rs.wait_for(lambda: keyword(engine, "strawberry") == ["docs/two.txt"], 10, "create")
+        (docs / "sub" / "one.txt").write_text(note(1, "blackcurrant"))
+        rs.wait_for(lambda: keyword(engine, "blackcurrant") == ["sub/one.txt"], 10, "edit")
+        since = rs.mark()
+        os.rename(docs / "sub", docs / "moved")
+        (docs / "two.txt").unlink()
+        rs.wait_for(lambda: names(engine) == {"one.txt"} and keyword(
+            engine, "blackcurrant") == ["moved/one.txt"], 10, "move and delete")
+        runs = rs.wait_idle(since=since)
+        assert sum(r.files_reused for r in runs) == 1 and sum(r.tokens for r in runs) == 0
+        assert_index_matches_disk(engine, [docs])
+
+
+# -- one writer; status ----------------------------------------------------------------------
+
+def test_one_writer_while_watching_search_and_status_still_work(make_engine, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "zoo.txt").write_text("The zebra at the city zoo escaped on Tuesday morning.\n")
+    make_corrupt_pdf(docs / "corrupt.pdf")
+    engine = make_engine()
+    data = engine.data_dir
+    with RunningSyncer(engine, [docs], FAST) as rs:
+        other = Engine(data)
+        try:
+            with pytest.raises(DataDirBusy, match=r"semdex watch.*search still works"):
+                list(other.index([docs]))
+        finally:
+            other.close()
+        busy = [subprocess.Popen([sys.executable, "-m", "desktop.cli", "--data-dir", str(data),
+                                  cmd, str(docs)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                for cmd in ("index", "watch")]
+        search = semdex("search", "escaped animal", "--json", data_dir=data)
+        status = semdex("status", "--json", data_dir=data)
+        for proc in busy:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 1, err
+            lines = err.strip().splitlines()
+            assert lines[-1].startswith("semdex: another Semdex process is updating"), err
+            assert f"process {os.getpid()}" in lines[-1] and "Traceback" not in err
+        assert search.returncode == 0, search.stderr
+        hits = json.loads(search.stdout)["results"]
+        assert Path(hits[0]["path"]).name == "zoo.txt"
+        assert status.returncode == 0, status.stderr
+        st = json.loads(status.stdout)
+        assert st["writer"]["mode"] == "watch" and st["writer"]["pid"] == os.getpid()
+        (folder,) = st["folders"]
+        assert folder["watcher_live"] is True and folder["pending"] == 0
+        assert (folder["files_indexed"], folder["files_failed"]) == (1, 1)
+        assert folder["passages"] == engine.store.count_chunks() >= 1
+        assert folder["last_sync"] is not None
+        assert [(Path(p["path"]).name, p["status"]) for p in folder["problems"]] == [
+            ("corrupt.pdf", "failed")]
+        assert folder["problems"][0]["reason"]
+
+        since = rs.mark()
+        (docs / "new.txt").write_text(note(3, "ocelot"))
+        rs.wait_idle(since=since)
+        last = json.loads(semdex("status", "--json", data_dir=data).stdout)["folders"][0]
+        assert last["files_indexed"] == 2 and last["pending"] == 0
+        assert last["last_sync"] > folder["last_sync"]
+    st = engine.status()
+    assert st["writer"] is None
+    (folder,) = st["folders"]
+    assert folder["watcher_live"] is False and folder["pending"] == 0
+    (docs / "zoo.txt").write_text("Edited while nobody watches.\n")
+    (folder,) = engine.status()["folders"]
+    assert folder["pending"] == 1 and folder["pending_files"] == [str(docs / "zoo.txt")]
+    assert list(engine.index([docs]))[-1].phase == "done"  # the data dir is writable again
+
+
+def test_changes_made_while_not_watching_are_caught_up(make_engine, tmp_path):
+    docs = tmp_path / "docs"
+    (docs / "keep").mkdir(parents=True)
+    (docs / "move-me").mkdir()
+    for i in range(4):
+        (docs / "keep" / f"k{i}.txt").write_text(note(i, f"keepword{i}"))
+        (docs / "move-me" / f"m{i}.txt").write_text(note(i, f"moveword{i}") * 2)
+    (docs / "edit.txt").write_text(note(7, "before"))
+    (docs / "delete.txt").write_text(note(8, "deleteword"))
+    engine = make_engine()
+    with RunningSyncer(engine, [docs], FAST):
+        pass
+
+    (docs / "edit.txt").write_text(note(7, "after"))
+    (docs / "delete.txt").unlink()
+    shutil.move(docs / "move-me", docs / "keep" / "moved")
+    (docs / "new.txt").write_text(note(9, "newword"))
+    calls = counting_embeds(engine)
+    with RunningSyncer(engine, [], FAST) as rs:  # no paths: the folders already added
+        start = rs.runs[0]
+        assert (start.files_unchanged, start.files_reused, start.files_removed) == (4, 4, 5)
+        assert start.files_done == 4 + 2  # the moved files, the edited one, the new one
+        assert sum(calls) == start.chunks >= 2  # only the edited and the new file embedded
+        assert keyword(engine, "moveword2") == ["moved/m2.txt"]
+        assert keyword(engine, "before") == [] and keyword(engine, "deleteword") == []
+        assert_index_matches_disk(engine, [docs])
+
+
+# -- the checker can fail --------------------------------------------------------------------
+
+def test_consistency_check_sees_every_kind_of_lie(make_engine, tmp_path):
+    import pyarrow as pa
+
+    from desktop.store import chunk_schema
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"f{i}.txt").write_text(note(i, f"word{i}") * 4)
+    engine = make_engine()
+    assert list(engine.index([docs]))[-1].phase == "done"
+    assert index_differences(engine, [docs]) == []
+    store = engine.store
+    rows = store.file_rows()
+    f0 = rows[str(docs / "f0.txt")]
+    passages = store.passages_of(f0.file_id, f0.hash)
+
+    def lies(kind: str) -> list[str]:
+        diffs = index_differences(engine, [docs])
+        assert diffs, kind
+        return diffs
+
+    # a duplicate passage
+    store.chunks.add(pa.Table.from_pylist([passages[0]], schema=chunk_schema(store.dims)))
+    assert any("stored 2 times" in d for d in lies("duplicate"))
+    store.chunks.delete(f"id = '{passages[0]['id']}'")
+    store.chunks.add(pa.Table.from_pylist([passages[0]], schema=chunk_schema(store.dims)))
+    assert index_differences(engine, [docs]) == []
+    # a passage with a wrong vector
+    wrong = {**passages[0], "vector": passages[-1]["vector"] if len(passages) > 1 else
+             [1.0] + [0.0] * (store.dims - 1)}
+    store.chunks.delete(f"id = '{passages[0]['id']}'")
+    store.chunks.add(pa.Table.from_pylist([wrong], schema=chunk_schema(store.dims)))
+    assert any("vector is not its text's" in d for d in lies("vector"))
+    store.chunks.delete(f"id = '{passages[0]['id']}'")
+    assert any("row counts" in d for d in lies("missing passage"))
+    store.chunks.add(pa.Table.from_pylist([passages[0]], schema=chunk_schema(store.dims)))
+    # an orphan passage of an older version
+    store.chunks.add(pa.Table.from_pylist([{**passages[0], "hash": "0" * 32, "id": "x:0"}],
+                                          schema=chunk_schema(store.dims)))
+    assert any("is of version" in d for d in lies("orphan"))
+    store.purge_orphans()
+    assert index_differences(engine, [docs]) == []
+    # a file changed, added, or deleted behind the index's back
+    (docs / "f1.txt").write_text("changed")
+    (docs / "f9.txt").write_text("new")
+    (docs / "f2.txt").unlink()
+    diffs = lies("disk")
+    assert any("f1.txt: row says size" in d for d in diffs)
+    assert any(d == f"on disk but not indexed: {docs / 'f9.txt'}" for d in diffs)
+    assert any(d.startswith(f"indexed but not on disk: {docs / 'f2.txt'}") for d in diffs)
+    assert list(engine.index())[-1].phase == "done"
+    assert index_differences(engine, [docs]) == []
+
+
+# -- the churn test ------------------------------------------------------------------------
+
+WORDS = ("apple river stone cloud tiger lamp forest violin copper meadow harbor lantern "
+         "orchid glacier falcon saddle tundra pepper velvet canyon beacon thistle mosaic "
+         "ember quill nutmeg prairie walnut zephyr").split()
+
+
+class Churn:
+    """Random file-system changes under root, like a person (and their tools) at work."""
+
+    def __init__(self, root: Path, outside: Path, rng: random.Random):
+        self.root, self.outside, self.rng = root, outside, rng
+        self.n = 0
+        self.log: list[str] = []
+
+    def text(self) -> str:
+        self.n += 1
+        words = self.rng.choices(WORDS, k=self.rng.randint(8, 40))
+        return f"Document {self.n} token{self.n}: " + " ".join(words) + ".\n"
+
+    def dirs(self) -> list[Path]:
+        return [self.root] + sorted(p for p in self.root.rglob("*") if p.is_dir())
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.root.rglob("*") if p.is_file())
+
+    def new_name(self, folder: Path, suffix: str = ".txt") -> Path:
+        self.n += 1
+        return folder / f"f{self.n}{self.rng.choice([suffix, '.md', '.txt'])}"
+
+    def step(self) -> None:
+        rng = self.rng
+        ops = [("create", 25), ("edit", 20), ("rename", 10), ("move", 10), ("delete", 10),
+               ("flash", 5), ("atomic", 5), ("copy", 3), ("touch", 3), ("mkdir", 3),
+               ("movedir", 3), ("rmdir", 1), ("out", 2), ("in", 2)]
+        op = rng.choices([o for o, _ in ops], [w for _, w in ops])[0]
+        files, dirs = self.files(), self.dirs()
+        if not files and op not in ("create", "mkdir", "in"):
+            op = "create"
+        f = rng.choice(files) if files else None
+        if op == "create":
+            path = self.new_name(rng.choice(dirs))
+            path.write_text(self.text())
+        elif op == "edit":
+            if rng.random() < 0.5:
+                f.write_text(self.text())
+            else:
+                with open(f, "a") as fh:
+                    fh.write(self.text())
+        elif op == "rename":
+            path = self.new_name(f.parent)
+            os.rename(f, path)
+        elif op == "move":
+            path = rng.choice(dirs) / f.name
+            if not path.exists():
+                os.rename(f, path)
+        elif op == "delete":
+            f.unlink()
+        elif op == "flash":  # a file that lives for a moment
+            path = self.new_name(rng.choice(dirs))
+            path.write_text(self.text())
+            time.sleep(rng.uniform(0, 0.05))
+            path.unlink()
+        elif op == "atomic":
+            tmp = f.parent / f".{f.name}.tmp"
+            tmp.write_text(self.text())
+            os.replace(tmp, f)
+        elif op == "copy":
+            shutil.copy(f, self.new_name(rng.choice(dirs)))
+        elif op == "touch":
+            st = f.stat()
+            os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        elif op == "mkdir":
+            self.n += 1
+            (rng.choice(dirs) / f"d{self.n}").mkdir()
+        elif op in ("movedir", "rmdir"):
+            movable = [d for d in dirs if d != self.root]
+            if not movable:
+                return
+            d = rng.choice(movable)
+            if op == "rmdir":
+                shutil.rmtree(d)
+            else:
+                self.n += 1
+                targets = [t for t in dirs if t != d and d not in t.parents]
+                os.rename(d, rng.choice(targets) / f"d{self.n}")
+        elif op == "out":  # moved out of the watched folder
+            os.rename(f, self.outside / f"o{self.n}{f.suffix}")
+            self.n += 1
+        elif op == "in":  # moved in from outside
+            away = sorted(self.outside.iterdir())
+            if away:
+                os.rename(away[0], self.new_name(rng.choice(dirs)))
+        self.log.append(op)
+
+
+def test_churn_index_equals_the_folder_after_random_changes(make_engine, tmp_path):
+    seed = int(os.environ.get("SEMDEX_CHURN_SEED", "20240611"))
+    n_ops = int(os.environ.get("SEMDEX_CHURN_OPS", "300"))
+    rng = random.Random(seed)
+    docs, outside = tmp_path / "docs", tmp_path / "outside"
+    outside.mkdir()
+    churn = Churn(docs, outside, rng)
+    for d in ["", "a", "a/aa", "b", "c", "c/cc/ccc"]:
+        (docs / d).mkdir(parents=True, exist_ok=True)
+    for _ in range(60):
+        churn.new_name(rng.choice(churn.dirs())).write_text(churn.text())
+    engine = make_engine()
+    with RunningSyncer(engine, [docs], FAST) as rs:
+        assert rs.runs[0].files_done == 60
+        for _ in range(n_ops):
+            churn.step()
+            if rng.random() < 0.08:  # let syncs run in the middle of the churn
+                time.sleep(rng.uniform(0.2, 0.6))
+            else:
+                time.sleep(rng.uniform(0, 0.01))
+        rs.wait_idle(timeout=120)
+        context = f"seed {seed}; ops {sorted(Counter(churn.log).items())}"
+        try:
+            assert_index_matches_disk(engine, [docs])
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{context}\nfiles: {tree_files(docs)}") from None
+        (folder,) = engine.status()["folders"]
+        assert folder["pending"] == 0 and folder["problems"] == [], context
+        assert folder["files_indexed"] == len(churn.files()), context
+        assert sum(r.files_reused for r in rs.runs[1:]) > 0, context
