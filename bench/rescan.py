@@ -196,9 +196,11 @@ def summary(values: list[float]) -> dict:
 def first_index(engine: Engine, tree: Path) -> dict:
     t0 = time.perf_counter()
     last = None
+    report = 1000
     for prog in engine.index([str(tree)]):
         last = prog
-        if prog.phase == "indexing" and prog.files_done and prog.files_done % 1000 == 0:
+        if prog.phase == "indexing" and prog.files_done >= report:
+            report += 1000
             print(f"  {prog.files_done:,}/{prog.files_total:,} files, "
                   f"{prog.tokens_per_s:,.0f} tok/s", file=sys.stderr)
     seconds = time.perf_counter() - t0

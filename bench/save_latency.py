@@ -6,18 +6,25 @@ made-up word no other file has, notes the time, and searches for that word every
 the file is the first hit (15 s at most). Two series: new files, and edits of existing files
 (each edit adds a sentence with the word to a file that did not have it).
 
-Searches run as a reader would: through a second Engine on the same data dir. A long-lived
-second Engine keeps the LanceDB tables it opened and may not see later writes (LanceDB checks
-for other writers' versions only when asked to); `--reader fresh` opens a new Engine for every
-search, as each `semdex search` command does, and `--reader writer` searches through the
-Syncer's own Engine (one process for window and sync). Keyword search is used by default (no
-query embedding in the loop); `--mode semantic` searches for a distinctive sentence instead.
+Who searches matters, so each reader gets its own two series:
 
+* writer: the Syncer's own Engine (one process for window and sync);
+* fresh: a new Engine for every search, as each `semdex search` command opens one (the cost of
+  opening it, ~tens of ms, is part of each poll);
+* refresh: one long-lived second Engine whose two tables are moved to their latest version
+  before each search (what LanceDB does itself with read_consistency_interval=0);
+* second: one long-lived second Engine used as it is. LanceDB checks for versions written by
+  another connection only when asked to, so it may never see the save: not run by default, but
+  after every round of the other readers the long-lived second Engine is asked once and the
+  report says how many saves it could see.
+
+Keyword search is used by default (no query embedding in the loop; rows not yet in the
+full-text index are searched too); `--mode semantic` searches for a distinctive phrase instead.
 The latency includes the watcher's debounce (SyncSettings.quiet, reported) and is split into:
 save to sync start (event delivery + debounce), the sync itself, and sync end to visible.
 
 Usage:
-    python bench/save_latency.py [--files 200] [--rounds 30] [--reader fresh] [--mode keyword]
+    python bench/save_latency.py [--files 200] [--rounds 30] [--readers writer,fresh]
 
 Prints a Markdown table and writes bench/out/save-latency-results.json.
 """
@@ -45,6 +52,7 @@ from desktop.engine import Engine  # noqa: E402
 from desktop.indexer import Progress  # noqa: E402
 from desktop.sync import Syncer, SyncSettings  # noqa: E402
 
+READERS = ("writer", "fresh", "refresh", "second")
 _SYLLABLES = ("bra", "dov", "fel", "gri", "kon", "lux", "mir", "nop", "qua", "rist", "sol",
               "tev", "ulm", "vak", "wex", "yor", "zin", "plo", "stra", "ghe")
 _ADJECTIVES = ("tiny", "enormous", "ancient", "folding", "humming", "glowing", "crooked", "velvet")
@@ -89,23 +97,24 @@ class Events:
 
 
 class Reader:
-    def __init__(self, kind: str, data_dir: Path, writer: Engine, args: argparse.Namespace,
-                 settings: EmbedderSettings):
-        self.kind, self.data_dir, self.args, self.settings = kind, data_dir, args, settings
-        self.writer = writer
-        self.engine = None if kind == "fresh" else (
-            writer if kind == "writer" else Engine(data_dir, args.model, args.family, settings))
-        self.fresh_open_s: list[float] = []
+    """Searches the way one kind of reader would."""
+
+    def __init__(self, kind: str, writer: Engine, open_engine):
+        self.kind, self.writer, self.open_engine = kind, writer, open_engine
+        self.engine = writer if kind == "writer" else None if kind == "fresh" else open_engine()
+        self.open_s: list[float] = []
 
     def top(self, query: str, mode: str) -> str | None:
+        engine = self.engine
         if self.kind == "fresh":
             t = time.perf_counter()
-            engine = Engine(self.data_dir, self.args.model, self.args.family, self.settings)
-            self.fresh_open_s.append(time.perf_counter() - t)
-            if mode != "keyword":  # the loaded model is borrowed: loading it per search would
-                engine._embedder = self.writer.embedder  # be a model-load benchmark
-        else:
-            engine = self.engine
+            engine = self.open_engine()
+            self.open_s.append(time.perf_counter() - t)
+            if mode != "keyword":  # borrow the loaded model: loading it for every search
+                engine._embedder = self.writer.embedder  # would measure the model load
+        elif self.kind == "refresh":
+            engine.store.chunks.checkout_latest()
+            engine.store.files.checkout_latest()
         hits = engine.search(query, mode=mode, k=3)
         return hits[0].path if hits else None
 
@@ -119,13 +128,24 @@ def wait_idle(syncer: Syncer, thread: threading.Thread, timeout: float) -> None:
             raise TimeoutError("the Syncer did not become idle")
 
 
+def stats(rows: list[dict]) -> dict:
+    found = [x for x in rows if x["latency_s"] is not None]
+    s: dict = {"n": len(rows), "found": len(found)}
+    for key in ("latency_s", "to_sync_start_s", "sync_s", "end_to_visible_s"):
+        vals = [x[key] for x in rows if x[key] is not None]
+        if vals:
+            s[key] = {"p50": statistics.median(vals), "p95": percentile(vals, 0.95),
+                      "max": max(vals)}
+    s["rows"] = rows
+    return s
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--files", type=int, default=200, help="files in the folder at start")
     ap.add_argument("--rounds", type=int, default=30, help="saves per series")
-    ap.add_argument("--reader", choices=["fresh", "second", "writer"], default="fresh",
-                    help="fresh: a new Engine per search (like `semdex search`); second: one "
-                         "long-lived second Engine; writer: the Syncer's own Engine")
+    ap.add_argument("--readers", default="writer,fresh",
+                    help=f"comma-separated, of {', '.join(READERS)} (see above)")
     ap.add_argument("--mode", choices=["keyword", "semantic", "hybrid"], default="keyword")
     ap.add_argument("--quiet", type=float, default=None,
                     help="debounce in seconds (default: SyncSettings' own)")
@@ -137,6 +157,9 @@ def main() -> int:
     ap.add_argument("--family")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
+    readers = [r.strip() for r in args.readers.split(",") if r.strip()]
+    if not readers or any(r not in READERS for r in readers):
+        ap.error(f"--readers takes a comma-separated list of {', '.join(READERS)}")
 
     t_start = time.perf_counter()
     load_before = os.getloadavg()
@@ -151,8 +174,12 @@ def main() -> int:
 
     threads = args.threads or default_threads()
     settings = EmbedderSettings(threads=threads)
+
+    def open_engine() -> Engine:
+        return Engine(data_dir, args.model, args.family, settings)
+
     sync_settings = SyncSettings() if args.quiet is None else SyncSettings(quiet=args.quiet)
-    writer = Engine(data_dir, args.model, args.family, settings)
+    writer = open_engine()
     writer.embedder  # noqa: B018 - loaded before the Syncer starts, as the app does
     syncer = Syncer(writer, [str(tree)], sync_settings)
     events = Events()
@@ -164,107 +191,112 @@ def main() -> int:
     wait_idle(syncer, thread, 600)
     startup_s = time.perf_counter() - t
     print(f"model: {writer.model.info.name}, {threads} threads; {args.files} files indexed and "
-          f"watched in {startup_s:.1f} s; quiet {sync_settings.quiet} s; reader {args.reader}, "
-          f"{args.mode} search", file=sys.stderr)
-    reader = Reader(args.reader, data_dir, writer, args, settings)
+          f"watched in {startup_s:.1f} s; quiet {sync_settings.quiet} s; {args.mode} search",
+          file=sys.stderr)
+    second = open_engine()  # long-lived, never refreshed: does it ever see a save?
+    second_seen = second_asked = 0
 
     rng = random.Random(7)
-    series: dict[str, list[dict]] = {"new file": [], "edited file": []}
+    results: dict = {"series": {}}
     inbox = tree / "inbox"
     inbox.mkdir()
+    n_new = 0
     try:
-        for name, done in series.items():
-            for r in range(args.rounds):
-                wait_idle(syncer, thread, 120)
-                time.sleep(args.gap)
-                wait_idle(syncer, thread, 120)
-                word = made_up_word(rng)
-                phrase = (f"The {word} is a {rng.choice(_ADJECTIVES)} "
-                          f"{rng.choice(_MATERIALS)} {rng.choice(_OBJECTS)}")
-                sentence = f"{phrase}. {rng.choice(pool) if pool else ''}"
-                query = word if args.mode == "keyword" else phrase
-                if name == "new file":
-                    path = inbox / f"saved-{r:03d}.txt"
-                    text = file_text(100_000 + r, pool, 320) + "\n" + sentence + "\n"
-                else:
-                    i = (r * 7) % args.files
-                    path = file_path(tree, i)
-                    text = file_text(i, pool, 320) + "\n" + sentence + "\n"
-                t_save = time.perf_counter()
-                with open(path, "w", encoding="utf-8") as f:
-                    f.write(text)
-                seen = None
-                searches = 0
-                while time.perf_counter() - t_save < args.timeout:
-                    searches += 1
-                    if reader.top(query, args.mode) == str(path):
-                        seen = time.perf_counter()
-                        break
-                    time.sleep(args.poll)
-                start, end = events.sync_after(t_save)
-                row = {"latency_s": None if seen is None else seen - t_save,
-                       "to_sync_start_s": None if start is None else start - t_save,
-                       "sync_s": None if start is None or end is None else end - start,
-                       "end_to_visible_s": None if seen is None or end is None else seen - end,
-                       "searches": searches}
-                done.append(row)
-                lat = row["latency_s"]
-                print(f"  {name} {r + 1}/{args.rounds}: "
-                      + (f"{lat:.3f} s" if lat is not None else "not found") +
-                      f" ({searches} searches)", file=sys.stderr)
+        for kind in readers:
+            reader = Reader(kind, writer, open_engine)
+            for name in ("new file", "edited file"):
+                rows: list[dict] = []
+                for r in range(args.rounds):
+                    wait_idle(syncer, thread, 120)
+                    time.sleep(args.gap)
+                    wait_idle(syncer, thread, 120)
+                    word = made_up_word(rng)
+                    phrase = (f"The {word} is a {rng.choice(_ADJECTIVES)} "
+                              f"{rng.choice(_MATERIALS)} {rng.choice(_OBJECTS)}")
+                    sentence = f"{phrase}. {rng.choice(pool) if pool else ''}"
+                    query = word if args.mode == "keyword" else phrase
+                    if name == "new file":
+                        n_new += 1
+                        path = inbox / f"saved-{n_new:03d}.txt"
+                        text = file_text(100_000 + n_new, pool, 320)
+                    else:
+                        i = (r * 7 + 3 * readers.index(kind)) % args.files
+                        path = file_path(tree, i)
+                        text = file_text(i, pool, 320)
+                    t_save = time.perf_counter()
+                    with open(path, "w", encoding="utf-8") as f:
+                        f.write(f"{text}\n{sentence}\n")
+                    seen = None
+                    searches = 0
+                    while time.perf_counter() - t_save < args.timeout:
+                        searches += 1
+                        if reader.top(query, args.mode) == str(path):
+                            seen = time.perf_counter()
+                            break
+                        time.sleep(args.poll)
+                    start, end = events.sync_after(t_save)
+                    saw = None
+                    if kind != "second":
+                        hits = second.search(query, mode=args.mode, k=3)
+                        saw = bool(hits) and hits[0].path == str(path)
+                        second_asked += 1
+                        second_seen += saw
+                    rows.append({
+                        "latency_s": None if seen is None else seen - t_save,
+                        "to_sync_start_s": None if start is None else start - t_save,
+                        "sync_s": None if start is None or end is None else end - start,
+                        "end_to_visible_s": None if seen is None or end is None else seen - end,
+                        "searches": searches, "second_engine_saw": saw})
+                    lat = rows[-1]["latency_s"]
+                    print(f"  {kind} reader, {name} {r + 1}/{args.rounds}: "
+                          + (f"{lat:.3f} s" if lat is not None else "not found")
+                          + f" ({searches} searches)", file=sys.stderr)
+                results["series"][f"{kind} / {name}"] = stats(rows)
+            if reader.open_s:
+                results[f"{kind}_engine_open_ms_p50"] = round(
+                    statistics.median(reader.open_s) * 1000, 1)
     finally:
         cancel.set()
         thread.join(timeout=30)
+    writer.close()
 
-    stale = None
-    if args.reader == "second":
-        stale = sum(1 for rows in series.values() for x in rows if x["latency_s"] is None)
-
-    results: dict = {
+    results.update({
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "model": writer.model.info.name, "threads": threads, "cpus": os.cpu_count(),
         "files": args.files, "quiet_s": sync_settings.quiet, "max_wait_s": sync_settings.max_wait,
-        "optimize_after_idle_s": sync_settings.optimize_after_idle, "reader": args.reader,
+        "optimize_after_idle_s": sync_settings.optimize_after_idle, "readers": readers,
         "mode": args.mode, "poll_s": args.poll, "timeout_s": args.timeout,
-        "startup_index_s": round(startup_s, 2), "syncs": syncer.syncs, "series": {},
-    }
-    if reader.fresh_open_s:
-        results["fresh_engine_open_ms_p50"] = round(
-            statistics.median(reader.fresh_open_s) * 1000, 1)
-    for name, rows in series.items():
-        found = [x for x in rows if x["latency_s"] is not None]
-        s: dict = {"n": len(rows), "timeouts": len(rows) - len(found), "rows": rows}
-        for key in ("latency_s", "to_sync_start_s", "sync_s", "end_to_visible_s"):
-            vals = [x[key] for x in found if x[key] is not None]
-            if vals:
-                s[key] = {"p50": statistics.median(vals), "p95": percentile(vals, 0.95),
-                          "max": max(vals)}
-        results["series"][name] = s
-    writer.close()
-    results["load_avg_before"] = [round(x, 2) for x in load_before]
-    results["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
-    results["script_s"] = round(time.perf_counter() - t_start, 1)
+        "startup_index_s": round(startup_s, 2), "syncs": syncer.syncs,
+        "second_engine_saw": second_seen, "second_engine_asked": second_asked,
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "script_s": round(time.perf_counter() - t_start, 1),
+    })
     (args.out / "save-latency-results.json").write_text(json.dumps(results, indent=2))
 
     print(f"\n`{results['command']}` ({results['model']}, {threads} threads on "
           f"{results['cpus']} CPUs; {args.files} files watched; debounce quiet "
-          f"{sync_settings.quiet} s; {args.mode} search through a {args.reader} reader every "
-          f"{args.poll * 1000:.0f} ms; load average {load_before[0]:.1f} before, "
-          f"{results['load_avg_after'][0]:.1f} after; script {results['script_s']:.0f} s)\n")
-    print("| series | saves | found | p50 | p95 | max | save→sync start p50 | sync p50 | "
-          "sync end→visible p50 |\n|---|---|---|---|---|---|---|---|---|")
+          f"{sync_settings.quiet} s; {args.mode} search every {args.poll * 1000:.0f} ms; "
+          f"load average {load_before[0]:.1f} before, {results['load_avg_after'][0]:.1f} after; "
+          f"script {results['script_s']:.0f} s)\n")
+    print("| reader / series | found | p50 | p95 | max | save→sync start p50 | sync p50 | "
+          "sync end→visible p50 |\n|---|---|---|---|---|---|---|---|")
 
     def ms(d: dict | None, k: str) -> str:
         return "–" if not d else f"{d[k] * 1000:.0f} ms"
 
     for name, s in results["series"].items():
         lat = s.get("latency_s")
-        print(f"| {name} | {s['n']} | {s['n'] - s['timeouts']} | {ms(lat, 'p50')} | "
-              f"{ms(lat, 'p95')} | {ms(lat, 'max')} | {ms(s.get('to_sync_start_s'), 'p50')} | "
+        print(f"| {name} | {s['found']}/{s['n']} | {ms(lat, 'p50')} | {ms(lat, 'p95')} | "
+              f"{ms(lat, 'max')} | {ms(s.get('to_sync_start_s'), 'p50')} | "
               f"{ms(s.get('sync_s'), 'p50')} | {ms(s.get('end_to_visible_s'), 'p50')} |")
-    if stale:
-        print(f"\n{stale} saves never became visible to the long-lived second Engine within "
-              f"{args.timeout:.0f} s.")
+    for kind in readers:
+        if f"{kind}_engine_open_ms_p50" in results:
+            print(f"\nOpening an Engine for each search ({kind} reader): "
+                  f"{results[f'{kind}_engine_open_ms_p50']:.0f} ms p50.")
+    if second_asked:
+        print(f"\nA long-lived second Engine, asked once per save after the reader found it, "
+              f"had the file first in {second_seen} of {second_asked} saves.")
     return 0
 
 

@@ -223,19 +223,24 @@ def _describe(prog) -> str:
             f"ETA {_fmt_time(prog.eta_s)}")
 
 
+def _ready_to_write(engine, args: argparse.Namespace) -> None:
+    """Folders to work on exist, the model loads; `--model` makes it the active one."""
+    if not args.paths and not engine.state.folders:
+        raise CliError(f"no folders yet: semdex {args.command} PATH...")
+    for p in args.paths:
+        if not os.path.isdir(p):
+            raise CliError(f"not a folder: {p}")
+    _load_model(engine)
+    if args.model or args.family:
+        engine.remember_model()
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from .lock import WriterLock
 
     engine = _engine(args)
     with engine, WriterLock(engine.data_dir, "index") as lock:
-        if not args.paths and not engine.state.folders:
-            raise CliError("no folders yet: semdex index PATH...")
-        for p in args.paths:
-            if not os.path.isdir(p):
-                raise CliError(f"not a folder: {p}")
-        _load_model(engine)
-        if args.model or args.family:
-            engine.remember_model()
+        _ready_to_write(engine, args)
         line = ProgressLine(sys.stderr)
         m = engine.model
         line.message(f"Model: {m.info.name} ({m.profile.label}, {engine.embedder.dims} dims, "
@@ -288,16 +293,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, stop)
     with engine:
-        if not args.paths and not engine.state.folders:
-            raise CliError("no folders yet: semdex watch PATH...")
-        for p in args.paths:
-            if not os.path.isdir(p):
-                raise CliError(f"not a folder: {p}")
-        _load_model(engine)
-        if args.model or args.family:
-            engine.remember_model()
+        _ready_to_write(engine, args)
         line = ProgressLine(sys.stderr)
-        state = {"phase": None, "synced": 0}
+        state: dict[str, str | None] = {"phase": None}
 
         def report(prog) -> None:
             if prog.problem:
@@ -420,70 +418,91 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 # -- models --------------------------------------------------------------------------------
 
-def _model_entry(path: Path, family: str | None = None) -> dict[str, Any]:
-    from .gguf_info import ModelFileError, read_model_info
-    from .profiles import NotAnEmbedder, detect_profile
+def _model_entry(m, gpu, active: str | None) -> dict[str, Any]:
+    """One discovered GGUF as `semdex models` reports it: what it is, and whether it fits."""
+    from .memory import assess, semdex_batch_tokens
 
-    entry: dict[str, Any] = {"path": str(path)}
-    try:
-        info = read_model_info(path)
-        entry.update(name=info.name, arch=info.arch, size_bytes=info.file_size,
-                     quantization=info.quantization, dims=info.embedding_length,
-                     context_length=info.context_length, parameters=info.size_label,
-                     license=info.license)
-        profile = detect_profile(info, family)
-        entry.update(usable=True, family=profile.family, label=profile.label,
-                     pooling=profile.pooling_name, query_template=profile.query_template,
-                     document_template=profile.doc_template, tasks=profile.tasks,
-                     max_tokens=profile.max_tokens)
-    except (ModelFileError, NotAnEmbedder) as exc:
-        entry.update(usable=False, problem=str(exc))
-    return entry
+    e: dict[str, Any] = {"path": str(m.path), "name": m.name, "source": m.source,
+                         "location": str(m.location), "size_bytes": m.size_bytes,
+                         "usable": m.usable,
+                         "active": str(m.path) == active or (
+                             active is None and m.source == "semdex"
+                             and m.path.name.startswith("all-MiniLM"))}
+    if m.info is not None:
+        info = m.info
+        e.update(arch=info.arch, quantization=info.quantization, dims=info.embedding_length,
+                 context_length=info.context_length, parameters=info.size_label,
+                 license=info.license)
+    if not m.usable:
+        e["problem"] = m.problem
+        return e
+    p = m.profile
+    e.update(family=p.family, label=p.label, pooling=p.pooling_name,
+             query_template=p.query_template, document_template=p.doc_template,
+             tasks=p.tasks, max_tokens=p.max_tokens)
+    batch = semdex_batch_tokens(p.max_tokens, None, p.default_chunk)
+    est, verdict = assess(m.info, gpu, batch, extra_weight_bytes=m.size_bytes - m.info.file_size)
+    e.update(memory=est.to_dict(), verdict=verdict.to_dict(), fit=verdict.describe())
+    return e
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .catalogue import missing_from
+    from .discovery import Locations, discover
+    from .gpu import detect
+    from .memory import verdict
     from .starter import StarterModelMissing, starter_model_path
     from .state import State, resolve_data_dir
 
     state = State.load(resolve_data_dir(args.data_dir))
-    entries: list[dict[str, Any]] = []
-    paths: list[Path] = []
-    for p in args.paths:
-        pp = Path(p).expanduser()
-        paths.extend(sorted(pp.rglob("*.gguf")) if pp.is_dir() else [pp])
-    if not args.paths:
-        if args.model or state.model.path:
-            paths.append(Path(args.model or state.model.path))
-        try:
-            paths.append(starter_model_path())
-        except StarterModelMissing as exc:
-            entries.append({"path": None, "usable": False, "problem": str(exc)})
-    active = str(Path(args.model or state.model.path or "").expanduser().resolve()) \
-        if (args.model or state.model.path) else None
-    seen = set()
-    for path in paths:
-        if str(path) in seen:
-            continue
-        seen.add(str(path))
-        e = _model_entry(path, args.family)
-        e["active"] = (str(path.resolve()) == active) if active else "starter" in e.get(
-            "name", "").lower() or path.name.startswith("all-MiniLM")
-        entries.append(e)
+    notes = []
+    try:
+        starter_model_path()  # made once; discovery then finds it among Semdex's own models
+    except StarterModelMissing as exc:
+        notes.append(str(exc))
+    chosen = args.model or state.model.path
+    active = str(Path(chosen).expanduser().resolve()) if chosen else None
+    folders = [Path(p).expanduser() for p in args.paths]
+    if chosen and not args.paths:
+        folders.append(Path(chosen).expanduser())
+    gpu = detect()
+    found = discover(folders, family=args.family,
+                     locations=Locations() if args.paths else None)
+    entries = [_model_entry(m, gpu, active) for m in found]
+    missing = [] if args.paths else missing_from(found)
     if args.json:
-        print(json.dumps({"models": entries, "families": {
-            k: {"label": p.label, "pooling": p.pooling_name, "query_template":
-                p.query_template, "document_template": p.doc_template,
-                "instruction": p.instruct, "tasks": p.tasks}
-            for k, p in PROFILES.items()}}, ensure_ascii=False, indent=2))
+        print(json.dumps({
+            "accelerator": dataclasses.asdict(gpu), "models": entries, "notes": notes,
+            "not_installed": [c.to_dict() | {"verdict": verdict(c.memory(), gpu).to_dict()}
+                              for c in missing],
+            "families": {k: {"label": p.label, "pooling": p.pooling_name,
+                             "query_template": p.query_template,
+                             "document_template": p.doc_template,
+                             "instruction": p.instruct, "tasks": p.tasks}
+                         for k, p in PROFILES.items()}}, ensure_ascii=False, indent=2))
         return 0
+    print(f"Accelerator: {gpu.describe()}\n")
+    for note in notes:
+        print(f"! {note}\n")
+    if not entries:
+        print("No GGUF files found.")
     for e in entries:
         mark = "*" if e.get("active") else " "
-        if e.get("usable"):
+        if e["usable"]:
             print(f"{mark} {e['name']}  [{e['family']}]  {e['dims']} dims, {e['quantization']}, "
                   f"{e['parameters']}, {e['size_bytes'] / 2**20:,.0f} MiB, pooling "
-                  f"{e['pooling']}\n    {e['path']}")
+                  f"{e['pooling']}\n    {e['path']}\n    {e['fit']}")
         else:
-            print(f"{mark} {e['path']}\n    not usable: {e['problem']}")
+            print(f"{mark} {e['name']}\n    {e['path']}\n    not usable: {e['problem']}")
+    if missing:
+        print("\nRecommended, not on this machine:")
+        for c in missing:
+            quant = c.recommended_quant()
+            score = (f", NFCorpus nDCG@10 {c.nfcorpus_ndcg10:.3f}" if c.nfcorpus_ndcg10 else "")
+            print(f"  {c.label}: {c.dims} dims, {quant.name} {quant.size_text}{score}; "
+                  f"{verdict(c.memory(), gpu).describe()}; GGUF e.g. {c.gguf_sources[0]}")
     print("\nFamilies (--family): " + ", ".join(PROFILES))
     print("Tasks (--task): " + ", ".join(TASKS))
     return 0

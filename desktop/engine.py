@@ -178,7 +178,7 @@ class Engine:
             # the rest (unlistable folders, broken links, files that vanished) are kept here.
             rows = self.store.file_rows()
             # problems are kept under their printable path (a name that is not UTF-8 too)
-            synced = None if scope is None else scope | {displayable(s) for s in scope}
+            synced = None if scope is None else scope
             for root in roots:
                 folder = self.state.add_folder(root)
                 folder.last_sync = now

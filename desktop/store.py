@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -108,6 +109,7 @@ class Store:
         self.key = key
         self.dims = dims
         db_dir.mkdir(parents=True, exist_ok=True)
+        self.db_dir = db_dir
         self.db = lancedb.connect(str(db_dir))
         existing = set(self._table_names())
         self.files = self._open_or_create(f"files_{key}", FILE_SCHEMA, existing)
@@ -122,11 +124,28 @@ class Store:
 
     def _open_or_create(self, name: str, schema: pa.Schema, existing: set[str]) -> Any:
         if name in existing:
-            return self.db.open_table(name)
+            try:
+                return self.db.open_table(name)
+            except (ValueError, OSError):
+                # Listed but not openable: a creation killed before its first commit leaves a
+                # folder with no version in it. Nothing was ever stored there: create it.
+                if not self._never_committed(name):
+                    raise
+                log.warning("table %s was never finished (a crash while creating it); "
+                            "creating it again", name)
         try:
             return self.db.create_table(name, schema=schema)
         except (ValueError, OSError):  # another process created it first
             return self.db.open_table(name)
+
+    def _never_committed(self, name: str) -> bool:
+        versions = self.db_dir / f"{name}.lance" / "_versions"
+        try:
+            return not any(n.endswith(".manifest") for n in os.listdir(versions))
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
 
     # -- reading ---------------------------------------------------------------------------
 

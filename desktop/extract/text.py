@@ -8,7 +8,6 @@ search tool should show a slightly mis-decoded legacy file rather than drop it.
 from __future__ import annotations
 
 import codecs
-import unicodedata
 
 from desktop.extract.model import Document, Section, Skipped
 
@@ -87,6 +86,10 @@ def decode_text(data: bytes) -> tuple[str, str]:
     return normalise_newlines(text), encoding
 
 
+_DROP_CONTROLS = {c: None for c in [*range(0x20), *range(0x7F, 0xA0)]
+                  if chr(c) not in _ALLOWED_CONTROLS}
+
+
 def looks_binary(data: bytes, text: str) -> bool:
     """True for content that decoded but is not meant to be read as text."""
     if b"\x00" in data[:SNIFF_BYTES] and not _bom_encoding(data) and not _bomless_utf16(data):
@@ -94,9 +97,10 @@ def looks_binary(data: bytes, text: str) -> bool:
     sample = text[:SNIFF_BYTES]
     if not sample:
         return False
-    controls = sum(
-        1 for ch in sample if ch not in _ALLOWED_CONTROLS and unicodedata.category(ch) == "Cc"
-    )
+    # Category Cc is exactly C0 (U+0000-U+001F), DEL and C1 (U+007F-U+009F); counting them
+    # with str.translate keeps this a C-speed pass even for the largest text files.
+    kept = sample.translate(_DROP_CONTROLS)
+    controls = len(sample) - len(kept)
     return controls / len(sample) > MAX_CONTROL_RATIO
 
 
