@@ -1,0 +1,229 @@
+"""The person's settings: a small typed JSON file in the platform's config folder.
+
+What belongs to an index (its folders, its model) stays in the data dir's state.json; this file
+holds how Semdex should work on this machine: where the data dir is, which names to skip, how
+many GPU layers and threads to use, where else to look for models, search defaults. The GUI and
+the CLI read the same file; QSettings keeps only window geometry.
+
+Loading never fails: a missing file gives the defaults, a damaged one is kept beside as
+``config.json.damaged`` and the defaults are used, a value of the wrong type falls back to its
+default (with a note), and keys a newer Semdex wrote are kept and written back untouched, so an
+older version does not erase a newer one's settings. Saving is atomic (temp file and rename).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from .profiles import TASKS
+
+log = logging.getLogger(__name__)
+
+APP = "semdex"
+FILE_NAME = "config.json"
+VERSION = 1
+SEARCH_MODES = ("semantic", "keyword", "hybrid")  # search.MODES, without importing LanceDB
+CHUNK_TOKENS_RANGE = (16, 8192)
+MAX_THREADS = 1024
+MAX_PER_FILE = 100
+
+
+def config_dir() -> Path:
+    """``$SEMDEX_CONFIG_DIR``, or the platform's config folder for Semdex."""
+    env = os.environ.get("SEMDEX_CONFIG_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_config_dir(APP, appauthor=False))
+
+
+def config_path() -> Path:
+    return config_dir() / FILE_NAME
+
+
+class ConfigError(ValueError):
+    """Values that cannot be saved; ``problems`` maps each field to a sentence."""
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = dict(problems)
+        super().__init__("; ".join(self.problems.values()))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _str_list_problem(value: Any, what: str) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return f"{what} must be a list of text lines"
+    return None
+
+
+@dataclass
+class Config:
+    data_dir: str | None = None  # None: the platform's data folder (or $SEMDEX_DATA_DIR)
+    excludes: list[str] = field(default_factory=list)  # file and folder name patterns to skip
+    gpu_layers: int | None = None  # None: automatic (from the fit verdict); -1 all; 0 CPU only
+    chunk_tokens: int | None = None  # None: the model family's passage length
+    threads: int | None = None  # None: every core this process may use
+    model_folders: list[str] = field(default_factory=list)  # extra places to look for GGUFs
+    polling: bool = False  # poll folders instead of change notifications (network drives)
+    search_mode: str = "hybrid"
+    task: str = "general"
+    custom_instruction: str = ""  # instruction-aware models: replaces the task's instruction
+    per_file: int = 3  # passages shown per file in the results
+    # keys a newer version wrote: kept, written back, never compared
+    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    # -- checking -------------------------------------------------------------------------
+
+    def problems(self) -> dict[str, str]:
+        """Field name -> what is wrong with its value, for every field that is wrong."""
+        out: dict[str, str] = {}
+        if self.data_dir is not None and (not isinstance(self.data_dir, str)
+                                          or not self.data_dir.strip()):
+            out["data_dir"] = "The data folder must be a folder path, or empty for the default."
+        problem = _str_list_problem(self.excludes, "Excluded names")
+        if problem:
+            out["excludes"] = problem
+        else:
+            bad = [p for p in self.excludes if not p.strip() or "/" in p or "\\" in p]
+            if bad:
+                out["excludes"] = (f"Excluded names are file or folder names or patterns such "
+                                   f"as *.tmp, not paths or empty lines: {bad[0]!r}.")
+        if self.gpu_layers is not None and (not _is_int(self.gpu_layers)
+                                            or self.gpu_layers < -1):
+            out["gpu_layers"] = ("GPU layers must be automatic, -1 (all), 0 (processor only) "
+                                 "or a number of layers.")
+        lo, hi = CHUNK_TOKENS_RANGE
+        if self.chunk_tokens is not None and (not _is_int(self.chunk_tokens)
+                                              or not lo <= self.chunk_tokens <= hi):
+            out["chunk_tokens"] = (f"Passage length must be between {lo} and {hi} tokens, "
+                                   "or automatic (the model's own).")
+        if self.threads is not None and (not _is_int(self.threads)
+                                         or not 1 <= self.threads <= MAX_THREADS):
+            out["threads"] = (f"Threads must be at least 1 (and at most {MAX_THREADS}), or "
+                              "automatic.")
+        problem = _str_list_problem(self.model_folders, "Model folders")
+        if problem:
+            out["model_folders"] = problem
+        elif any(not p.strip() for p in self.model_folders):
+            out["model_folders"] = "Model folders must not contain empty lines."
+        if not isinstance(self.polling, bool):
+            out["polling"] = "Polling must be on or off."
+        if self.search_mode not in SEARCH_MODES:
+            out["search_mode"] = (f"Search mode must be one of {', '.join(SEARCH_MODES)}, "
+                                  f"not {self.search_mode!r}.")
+        if self.task not in TASKS:
+            out["task"] = f"Task must be one of {', '.join(TASKS)}, not {self.task!r}."
+        if not isinstance(self.custom_instruction, str):
+            out["custom_instruction"] = "The custom instruction must be text."
+        if not _is_int(self.per_file) or not 1 <= self.per_file <= MAX_PER_FILE:
+            out["per_file"] = f"Passages per file must be between 1 and {MAX_PER_FILE}."
+        return out
+
+    def validate(self) -> None:
+        """Raise ConfigError when any value is wrong."""
+        problems = self.problems()
+        if problems:
+            raise ConfigError(problems)
+
+    # -- the file -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in asdict(self).items() if k != "extra"}
+        return {**self.extra, "version": VERSION, **data}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> tuple[Config, list[str]]:
+        """A config from parsed JSON, and a note for each value that fell back to its default.
+
+        Unknown keys (a newer version's) are kept in ``extra``.
+        """
+        names = {f.name for f in fields(cls)} - {"extra"}
+        config = cls(extra={k: v for k, v in raw.items() if k not in names and k != "version"})
+        defaults = cls()
+        notes: list[str] = []
+        for name in sorted(names & raw.keys()):
+            setattr(config, name, raw[name])
+            problem = config.problems().get(name)
+            if problem:
+                setattr(config, name, getattr(defaults, name))
+                notes.append(f"{problem} The default is used instead.")
+        return config, notes
+
+    @classmethod
+    def load_with_notes(cls, path: Path | None = None) -> tuple[Config, list[str]]:
+        """The saved config (defaults when there is none), and sentences about what was wrong
+        with the file, for the person."""
+        path = path or config_path()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return cls(), []
+        except OSError as exc:
+            log.warning("cannot read %s: %s", path, exc)
+            return cls(), [f"The settings file {path} cannot be read ({exc.strerror or exc}); "
+                           "the defaults are used."]
+        try:
+            raw = json.loads(text)
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            damaged = path.with_name(path.name + ".damaged")
+            try:
+                path.replace(damaged)
+            except OSError:
+                damaged = path
+            log.warning("damaged settings file %s (%s); kept as %s", path, exc, damaged)
+            return cls(), [f"The settings file was damaged; a copy was kept as {damaged} and "
+                           "the defaults are used."]
+        version = raw.get("version")
+        if _is_int(version) and version > VERSION:
+            log.info("%s was written by a newer Semdex (version %s); unknown keys are kept",
+                     path, version)
+        config, notes = cls.from_dict(raw)
+        for note in notes:
+            log.warning("%s: %s", path, note)
+        return config, notes
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Config:
+        return cls.load_with_notes(path)[0]
+
+    def save(self, path: Path | None = None) -> Path:
+        """Write the file atomically; raises ConfigError for wrong values, OSError for a
+        folder that cannot be written."""
+        self.validate()
+        path = path or config_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
+        fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return path
+
+    # -- what the core needs --------------------------------------------------------------
+
+    def resolved_data_dir(self) -> Path:
+        """The data dir this config points at (state.resolve_data_dir creates it)."""
+        from .state import resolve_data_dir
+
+        return resolve_data_dir(self.data_dir)
