@@ -117,9 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if args.command is None:
-        parser.print_help()
-        return 0
+    if args.command is None:  # no command: the desktop app (Qt is imported only now)
+        from desktop.gui.app import main as gui_main
+
+        return gui_main(sys.argv[:1], data_dir=args.data_dir, model=args.model,
+                        family=args.family, verbose=args.verbose)
     if not args.verbose:  # llama.cpp's chatter is for --verbose; its errors still show
         logging.getLogger("llama_cpp").setLevel(logging.ERROR)
     from .lock import DataDirBusy

@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 QUERY_TOKENS = 512  # longest query embedded in full (when the model takes that many)
 
+class Cancelled(Exception):
+    """Embedding was stopped between two decodes because its cancel event was set."""
+
+
 @dataclass(frozen=True)
 class EmbedderSettings:
     family: str | None = None  # override the recognised family
@@ -86,6 +90,8 @@ class Embedder:
         self._max_seqs = max(1, int(llama_cpp.llama_n_seq_max(self._ctx.ctx)))
         self._eos = self._resolve_eos()
         self._lock = threading.Lock()
+        self._turn = threading.Condition()
+        self._urgent = 0  # queries waiting for, or in, a decode
         self.key = model_key(self.info, self.profile)
 
     # -- loading -----------------------------------------------------------------------------
@@ -188,12 +194,33 @@ class Embedder:
 
     # -- embedding ---------------------------------------------------------------------------
 
-    def embed_tokens(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
-        """L2-normalised vectors, one per token sequence, in order."""
+    def embed_tokens(self, sequences: Sequence[Sequence[int]], *,
+                     cancel: threading.Event | None = None, urgent: bool = False) -> np.ndarray:
+        """L2-normalised vectors, one per token sequence, in order.
+
+        The model is shared by the indexing thread and searches: an `urgent` call (a query)
+        goes before the next decode of a non-urgent one, so a search waits for one decode at
+        most, never for a whole indexing batch. `cancel` stops a long call between two
+        decodes (Cancelled), which is what makes pausing indexing quick on a slow CPU.
+        """
         out = np.empty((len(sequences), self.dims), dtype=np.float32)
         row = 0
         for batch in self._batches(sequences):
-            vectors = self._decode(batch)
+            if urgent:
+                with self._turn:
+                    self._urgent += 1
+                try:
+                    vectors = self._decode(batch)
+                finally:
+                    with self._turn:
+                        self._urgent -= 1
+                        self._turn.notify_all()
+            else:
+                with self._turn:  # a waiting query goes first (bounded, in case of a bug)
+                    self._turn.wait_for(lambda: not self._urgent, timeout=10.0)
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled
+                vectors = self._decode(batch)
             out[row:row + len(batch)] = vectors
             row += len(batch)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
@@ -202,7 +229,8 @@ class Embedder:
 
     def embed_queries(self, queries: Sequence[str], task: str | None = None,
                       instruction: str | None = None) -> np.ndarray:
-        return self.embed_tokens([self.encode_query(q, task, instruction) for q in queries])
+        return self.embed_tokens([self.encode_query(q, task, instruction) for q in queries],
+                                 urgent=True)
 
     def _batches(self, sequences: Sequence[Sequence[int]]) -> Iterator[list[Sequence[int]]]:
         limit = self.batch_tokens

@@ -166,29 +166,30 @@ class Engine:
             yield Progress("scanning", problem=problem, problems=list(missing))
         indexer = Indexer(self.store, self.embedder, overlap=overlap,
                           excludes=(*excludes, self.own_files))
-        last: Progress | None = None
         for prog in indexer.run(roots, cancel, scope=scope, optimize=optimize):
             if missing:  # part of this run's problems (a copy: the indexer owns its list)
                 prog = replace(prog, problems=[*missing, *prog.problems])
-            last = prog
+            if prog.phase == "done":  # the run is recorded first, so a status taken on
+                self._record_run(roots, scope, prog)  # "done" is never one step behind
             yield prog
-        if last is not None and last.phase == "done":
-            now = time.time()
-            # Problems of files that have a row (failed/skipped) are shown from the store;
-            # the rest (unlistable folders, broken links, files that vanished) are kept here.
-            rows = self.store.file_rows()
-            # problems are kept under their printable path (a name that is not UTF-8 too)
-            synced = None if scope is None else scope
-            for root in roots:
-                folder = self.state.add_folder(root)
-                folder.last_sync = now
-                kept = {} if synced is None else {
-                    p: r for p, r in folder.problems.items()
-                    if not any(is_under(p, s) for s in synced) and p not in rows}
-                kept.update({p: r for p, r in last.problems
-                             if is_under(p, root) and p not in rows})
-                folder.problems = kept
-            self.state.save(self.data_dir)
+
+    def _record_run(self, roots: list[str], scope: set[str] | None, last: Progress) -> None:
+        now = time.time()
+        # Problems of files that have a row (failed/skipped) are shown from the store;
+        # the rest (unlistable folders, broken links, files that vanished) are kept here.
+        rows = self.store.file_rows()
+        # problems are kept under their printable path (a name that is not UTF-8 too)
+        synced = None if scope is None else scope | {displayable(s) for s in scope}
+        for root in roots:
+            folder = self.state.add_folder(root)
+            folder.last_sync = now
+            kept = {} if synced is None else {
+                p: r for p, r in folder.problems.items()
+                if not any(is_under(p, s) for s in synced) and p not in rows}
+            kept.update({p: r for p, r in last.problems
+                         if is_under(p, root) and p not in rows})
+            folder.problems = kept
+        self.state.save(self.data_dir)
 
     # -- searching ---------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 
 from . import extract
 from .chunking import Chunk, ChunkSettings, chunk_text
-from .embedder import Embedder
+from .embedder import Cancelled, Embedder
 from .scan import (
     FileStat,
     ScanProblem,
@@ -220,7 +220,10 @@ class Indexer:
                 if cancel.is_set():
                     break
                 t_embed = time.monotonic()
-                done = self._embed(pending, out_chunks, out_files)
+                try:
+                    done = self._embed(pending, out_chunks, out_files, cancel)
+                except Cancelled:
+                    break  # files whose vectors were not all made are indexed next time
                 prog.embed_seconds += time.monotonic() - t_embed
                 pending = []
                 for w in done:
@@ -363,8 +366,8 @@ class Indexer:
             work.status, work.reason = "skipped", "no text"
         return work
 
-    def _embed(self, works: list[_Work], out_chunks: list[dict],
-               out_files: list[FileRow]) -> list[_Work]:
+    def _embed(self, works: list[_Work], out_chunks: list[dict], out_files: list[FileRow],
+               cancel: threading.Event | None = None) -> list[_Work]:
         copied: dict[int, list[dict]] = {}
         for n, w in enumerate(works):
             if w.copy_from is not None:
@@ -374,7 +377,7 @@ class Indexer:
                 else:  # the source changed meanwhile: cut and embed this file after all
                     works[n] = self._prepare(w.stat, w.root, w.old, allow_copy=False)
         seqs = [c.tokens for w in works for c in w.chunks]
-        vectors = self.embedder.embed_tokens(seqs) if seqs else None
+        vectors = self.embedder.embed_tokens(seqs, cancel=cancel) if seqs else None
         i = 0
         now = time.time()
         for n, w in enumerate(works):

@@ -1,0 +1,439 @@
+"""The two background workers of the window: one writes the index, the other searches it.
+
+`IndexWorker` is the single long-lived owner of the Engine (the loaded model and the LanceDB
+writer). Moved to its own QThread, its run() loops: apply what the window asked for (add or
+remove a folder, pause, resume, switch model), then run the core's Syncer (catch up, then keep
+the folders in sync) until the next request interrupts it. The Syncer blocks its thread for as
+long as it watches, so requests travel through a thread-safe queue and interrupt the sync by
+setting its cancel event, rather than as queued slot calls that would wait for the sync to end.
+
+`Searcher` runs queries on a one-thread pool of its own, so a search never waits behind
+indexing: it shares the worker's Engine, whose embedder serialises decodes (a query waits at
+most for one batch of passages) and whose store may be read while it is written. Only the
+latest query's answer is delivered; older ones are skipped or dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+
+from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
+
+from desktop.embedder import EmbedderSettings
+from desktop.engine import Engine
+from desktop.indexer import Progress
+from desktop.lock import DataDirBusy, WriterLock
+from desktop.scan import is_under
+from desktop.search import Hit
+from desktop.sync import Syncer, SyncSettings
+
+log = logging.getLogger(__name__)
+
+# What the worker is doing, as the window shows it.
+LOADING, INDEXING, WATCHING, PAUSED, IDLE, BUSY, STOPPED, QUITTING = (
+    "loading", "indexing", "watching", "paused", "idle", "busy", "stopped", "quitting")
+_PROGRESS_EVERY = 0.1  # seconds between progress signals (phase changes go at once)
+_BUSY_RETRY = 5.0  # seconds before trying again when another process holds the writer lock
+
+
+@dataclass
+class _Request:
+    name: str
+    args: tuple = ()
+
+
+class IndexWorker(QObject):
+    """Owns the Engine; lives in its own QThread (start it with run())."""
+
+    engine_changed = Signal(object)  # the Engine searches should use (again after a switch)
+    model_switch_started = Signal(str)  # the new model's name: indexing with it has begun
+    state_changed = Signal(str)  # LOADING, INDEXING, WATCHING, PAUSED, IDLE, BUSY, STOPPED
+    progress_reported = Signal(object)  # desktop.indexer.Progress, at most every 0.1 s
+    problem_found = Signal(str, str)  # path, reason: a file that failed or was skipped
+    status_refreshed = Signal(dict)  # Engine.status()
+    folder_removed = Signal(str)
+    failed = Signal(str, str)  # message for the person, details (a traceback) for the log view
+    finished = Signal()
+
+    def __init__(self, data_dir: str | os.PathLike[str] | None = None, *,
+                 model: str | None = None, family: str | None = None,
+                 settings: EmbedderSettings | None = None,
+                 sync_settings: SyncSettings | None = None, excludes: Sequence[str] = ()):
+        super().__init__()
+        self.data_dir = data_dir
+        self._model, self._family = model, family
+        self.settings = settings or EmbedderSettings()
+        self.sync_settings = sync_settings or SyncSettings()
+        self.excludes = tuple(excludes)
+        self.engine: Engine | None = None  # the one indexing
+        self.search_engine: Engine | None = None  # the one searches use (old during a switch)
+        self.state = LOADING
+        self._requests: queue.Queue[_Request] = queue.Queue()
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._paused = False
+        self._quit = False
+        self._busy_until = 0.0
+        self._last_emit = 0.0
+        self._last_phase = ""
+
+    # -- requests: called from the GUI thread ------------------------------------------------
+
+    def _post(self, name: str, *args: object) -> None:
+        with self._lock:
+            self._requests.put(_Request(name, args))
+            self._cancel.set()  # the sync stops at its next batch and the request is applied
+
+    def add_folders(self, paths: Sequence[str]) -> None:
+        self._post("add", [os.fspath(p) for p in paths])
+
+    def remove_folder(self, path: str) -> None:
+        self._post("remove", path)
+
+    def pause(self) -> None:
+        self._post("pause")
+
+    def resume(self) -> None:
+        self._post("resume")
+
+    def switch_model(self, path: str, family: str | None = None) -> None:
+        self._post("switch", path, family or None)
+
+    def apply_settings(self, settings: EmbedderSettings, sync_settings: SyncSettings,
+                       excludes: Sequence[str]) -> None:
+        self._post("settings", settings, sync_settings, tuple(excludes))
+
+    def refresh(self) -> None:
+        self._post("refresh")
+
+    def stop(self) -> None:
+        """Ask run() to return: the sync is cancelled, the model closed, the lock released."""
+        self._quit = True
+        self._post("quit")
+
+    # -- the loop: runs in the worker's thread -----------------------------------------------
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self._open(self._model, self._family, self.settings)
+            while not self._quit:
+                self._apply_requests(block=self._must_wait())
+                if self._quit:
+                    break
+                if not self._must_wait():
+                    self._sync()
+        except Exception as exc:  # a bug: report it, and end cleanly
+            self._fail(self.tr("Indexing stopped because of an unexpected error"), exc)
+        finally:
+            self._set_state(QUITTING)
+            for engine in {id(e): e for e in (self.engine, self.search_engine) if e}.values():
+                try:
+                    engine.close()
+                except Exception:  # closing is best effort on the way out
+                    log.exception("closing the engine failed")
+            self.finished.emit()
+
+    def _must_wait(self) -> bool:
+        engine = self.engine
+        return (self._quit or self._paused or engine is None or not engine.state.folders
+                or time.monotonic() < self._busy_until)
+
+    def _apply_requests(self, block: bool) -> None:
+        timeout = None
+        if block and self._busy_until:
+            timeout = max(0.05, self._busy_until - time.monotonic())
+        try:
+            req = self._requests.get(block=block, timeout=timeout)
+        except queue.Empty:
+            return
+        while True:
+            try:
+                getattr(self, f"_do_{req.name}")(*req.args)
+            except Exception as exc:
+                self._fail(self.tr("Could not complete the request"), exc)
+            try:
+                req = self._requests.get_nowait()
+            except queue.Empty:
+                break
+        if self._quit:
+            return
+        if self.engine is not None and not self.engine.state.folders:
+            self._set_state(IDLE)
+
+    def _sync(self) -> None:
+        engine = self.engine
+        assert engine is not None
+        with self._lock:
+            if not self._requests.empty():
+                return  # a request came in meanwhile: apply it first
+            self._cancel = cancel = threading.Event()
+        self._last_phase = ""
+        syncer = Syncer(engine, None, self.sync_settings, self.excludes)
+        try:
+            syncer.run(cancel, self._on_progress)
+        except DataDirBusy as exc:
+            if not self._busy_until:  # told once; then tried again every few seconds
+                self.failed.emit(str(exc), "")
+            self._busy_until = time.monotonic() + _BUSY_RETRY
+            self._set_state(BUSY)
+            return
+        except Exception as exc:
+            self._paused = True
+            self._set_state(STOPPED)
+            self._fail(self.tr("Indexing stopped"), exc)
+            return
+        self._busy_until = 0.0
+        if not self._quit:
+            self._emit_status()
+            if self._paused:
+                self._set_state(PAUSED)
+
+    def _on_progress(self, prog: Progress) -> None:
+        """Called by the Syncer in this thread, between batches."""
+        if prog.problem:
+            self.problem_found.emit(*prog.problem)
+        now = time.monotonic()
+        changed = prog.phase != self._last_phase
+        self._last_phase = prog.phase
+        if prog.phase in ("scanning", "indexing", "finishing"):
+            self._set_state(INDEXING)
+        if changed or now - self._last_emit >= _PROGRESS_EVERY:
+            self._last_emit = now
+            self.progress_reported.emit(replace(prog, problems=[]))
+        if prog.phase == "done":  # the engine has recorded the run: status is current
+            self._index_finished(prog)
+
+    def _index_finished(self, prog: Progress | None) -> None:
+        """Called in this thread when an indexing run (catch-up or live sync) has ended."""
+        if prog is None or prog.phase != "done":
+            return  # cancelled: the sync loop ends, _sync() reports
+        if self.engine is not self.search_engine:
+            self._swap_engine()
+        if prog.files_done or prog.files_removed or self.state != WATCHING:
+            self._emit_status()
+        self._set_state(WATCHING)
+
+    # -- requests: applied in the worker's thread --------------------------------------------
+
+    def _do_add(self, paths: list[str]) -> None:
+        if self.engine is None:
+            raise RuntimeError(self.tr("no model is loaded: choose a model first"))
+        for p in paths:
+            root = os.path.abspath(p)
+            if is_under(root, str(self.engine.data_dir)):
+                raise ValueError(self.tr("{0} is inside Semdex's own data folder").format(root))
+        self.engine.prepare_roots(paths)
+        self._paused = False
+        self._emit_status()
+
+    def _do_remove(self, path: str) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        engine.state.folders.pop(path, None)
+        engine.state.save(engine.data_dir)
+        with WriterLock(engine.data_dir, "index"):
+            for e in {id(e): e for e in (engine, self.search_engine) if e}.values():
+                ids = [r.file_id for r in e.store.file_rows(path).values()]
+                if ids:
+                    e.store.remove_files(ids)
+        self.folder_removed.emit(path)
+        self._emit_status()
+
+    def _do_pause(self) -> None:
+        self._paused = True
+        self._set_state(PAUSED)
+
+    def _do_resume(self) -> None:
+        self._paused = False
+        self._busy_until = 0.0
+
+    def _do_refresh(self) -> None:
+        self._emit_status()
+
+    def _do_quit(self) -> None:
+        self._quit = True
+
+    def _do_switch(self, path: str | None, family: str | None,
+                   settings: EmbedderSettings | None = None) -> None:
+        self._set_state(LOADING)
+        try:
+            engine = self._build(path, family, settings or self.settings)
+        except Exception as exc:
+            self._fail(self.tr("Could not use the model {0}").format(path), exc)
+            if self.engine is not None:
+                self._set_state(PAUSED if self._paused else INDEXING)
+            return
+        if self.engine is not None and self.engine is not self.search_engine:
+            self.engine.close()  # an earlier switch that never finished its first sync
+        self.engine = engine
+        if settings is not None:
+            self.settings = settings
+        if self.search_engine is None or not engine.state.folders:
+            self._swap_engine()
+        else:
+            self.model_switch_started.emit(engine.model.info.name)
+
+    def _do_settings(self, settings: EmbedderSettings, sync_settings: SyncSettings,
+                     excludes: tuple[str, ...]) -> None:
+        self.sync_settings, self.excludes = sync_settings, excludes
+        if settings != self.settings and self.engine is not None:
+            m = self.engine.model
+            self._do_switch(None if m.is_starter else str(m.path),
+                            m.profile.family if not m.is_starter else None, settings)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _build(self, model: str | None, family: str | None,
+               settings: EmbedderSettings) -> Engine:
+        engine = Engine(self.data_dir, model, family, settings)
+        try:
+            engine.embedder  # noqa: B018 - load the weights here, not in a search
+            engine.store  # noqa: B018
+        except BaseException:
+            engine.close()
+            raise
+        return engine
+
+    def _open(self, model: str | None, family: str | None, settings: EmbedderSettings) -> None:
+        self._set_state(LOADING)
+        try:
+            self.engine = self._build(model, family, settings)
+        except Exception as exc:
+            self._set_state(STOPPED)
+            self._fail(self.tr("The model could not be loaded; choose another one"), exc)
+            return
+        self._swap_engine()
+        self._emit_status()
+        self._set_state(IDLE if not self.engine.state.folders else INDEXING)
+
+    def _swap_engine(self) -> None:
+        """Searches move to the indexing engine: at start, or when a new model caught up."""
+        engine = self.engine
+        assert engine is not None
+        old, self.search_engine = self.search_engine, engine
+        if old is not None:
+            engine.remember_model()
+            # The old model stays loaded until its last search ends; then it is freed.
+        self.engine_changed.emit(engine)
+
+    def _emit_status(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        try:
+            self.status_refreshed.emit(engine.status())
+        except Exception as exc:
+            self._fail(self.tr("Could not read the library's status"), exc)
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.state_changed.emit(state)
+
+    def _fail(self, message: str, exc: BaseException) -> None:
+        log.error("%s: %s", message, exc, exc_info=exc)
+        details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.failed.emit(f"{message}: {exc}", details)
+
+
+# -- searching ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SearchRequest:
+    query: str
+    mode: str = "hybrid"
+    k: int = 20
+    per_file: int | None = 3
+    task: str | None = None
+    instruction: str | None = None
+    kinds: tuple[str, ...] = ()  # file kinds to keep (desktop.extract.kinds); () all
+    folder: str | None = None  # only files under this folder
+    modified_after: float | None = None  # only files changed since (epoch seconds)
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.folder or self.modified_after)
+
+
+def _where(kinds: tuple[str, ...]) -> str | None:
+    if not kinds:
+        return None
+    return "kind IN (" + ", ".join("'" + k.replace("'", "''") + "'" for k in kinds) + ")"
+
+
+def _keep(hit: Hit, req: SearchRequest) -> bool:
+    if req.folder and not is_under(hit.path, req.folder):
+        return False
+    if req.modified_after:
+        try:
+            return os.stat(hit.path).st_mtime >= req.modified_after
+        except OSError:
+            return False
+    return True
+
+
+class Searcher(QObject):
+    """Runs the latest query off the GUI thread; results arrive as `results_arrived`."""
+
+    results_arrived = Signal(int, object, list, float)  # serial, request, hits, seconds
+    search_failed = Signal(int, object, str, str)  # serial, request, message, details
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._serial = 0
+        self.engine: Engine | None = None
+
+    @property
+    def latest(self) -> int:
+        return self._serial
+
+    def set_engine(self, engine: Engine | None) -> None:
+        self.engine = engine
+
+    def search(self, req: SearchRequest) -> int:
+        """Queue a search; any earlier one still waiting is skipped. Returns its serial."""
+        self._serial += 1
+        if self.engine is None:
+            return self._serial
+        self._pool.start(partial(self._run, self._serial, req, self.engine))
+        return self._serial
+
+    def cancel(self) -> None:
+        """Forget every search asked for so far (their answers will not arrive)."""
+        self._serial += 1
+
+    def shutdown(self, timeout_ms: int = 5000) -> None:
+        self.cancel()
+        self._pool.clear()
+        self._pool.waitForDone(timeout_ms)
+
+    def _run(self, serial: int, req: SearchRequest, engine: Engine) -> None:
+        if serial != self._serial:
+            return  # a newer query came in while this one waited
+        t0 = time.perf_counter()
+        try:
+            k = req.k * 5 if req.filtered else req.k
+            hits = engine.search(req.query, mode=req.mode, k=k, per_file=req.per_file,
+                                 task=req.task, instruction=req.instruction,
+                                 where=_where(req.kinds))
+            hits = [h for h in hits if _keep(h, req)][:req.k]
+        except Exception as exc:
+            log.warning("search for %r failed", req.query, exc_info=True)
+            if serial == self._serial:
+                details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                self.search_failed.emit(serial, req, str(exc), details)
+            return
+        if serial == self._serial:
+            self.results_arrived.emit(serial, req, hits, time.perf_counter() - t0)
