@@ -9,6 +9,7 @@ its timing; --reindex builds it again). Then, with the model loaded:
   whole and per phase of the Progress stream, plus its parts called directly (scan, reading the
   files table, plan, purge_orphans, optimize);
 * the same after touching N files (new mtime, same bytes) and after editing N files;
+* a run scoped to one edited file without optimize: what the Syncer does after each save;
 * the `semdex index ROOT` command as a subprocess on the unchanged tree (Python start-up, imports
   and model load included).
 
@@ -157,23 +158,60 @@ def tree_stats(tree: Path) -> dict:
 
 # -- measuring -----------------------------------------------------------------------------
 
-def timed_index(engine: Engine, tree: Path) -> dict:
-    """Wall time of one engine.index run, split at the phases of its Progress stream."""
+class StoreCalls:
+    """Times the Store's whole-table operations while a run makes them (the engine's too)."""
+
+    NAMES = ("file_rows", "purge_orphans", "optimize")
+
+    def __init__(self, store: object):
+        self.store = store
+        self.seconds = dict.fromkeys(self.NAMES, 0.0)
+        self.count = dict.fromkeys(self.NAMES, 0)
+
+    def _wrap(self, name: str, fn: Callable) -> Callable:
+        def timed(*a: object, **kw: object) -> object:
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                self.seconds[name] += time.perf_counter() - t
+                self.count[name] += 1
+        return timed
+
+    def __enter__(self) -> StoreCalls:
+        for name in self.NAMES:
+            setattr(self.store, name, self._wrap(name, getattr(self.store, name)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name in self.NAMES:
+            delattr(self.store, name)  # back to the class's method
+
+
+def timed_index(engine: Engine, tree: Path, scope: list[str] | None = None) -> dict:
+    """Wall time of one engine.index run, split at the phases of its Progress stream.
+
+    With a scope, the run is what the Syncer does for paths the watcher saw change.
+    """
     marks: dict[str, float] = {}
-    t0 = time.perf_counter()
     last = None
-    for prog in engine.index([str(tree)]):
-        marks.setdefault(prog.phase, time.perf_counter())
-        last = prog
-    end = time.perf_counter()
+    with StoreCalls(engine.store) as calls:
+        t0 = time.perf_counter()
+        for prog in engine.index([str(tree)], scope=scope, optimize=scope is None):
+            marks.setdefault(prog.phase, time.perf_counter())
+            last = prog
+        end = time.perf_counter()
     assert last is not None and last.phase == "done", last
     return {
         "wall_s": end - t0,
         "setup_s": marks["scanning"] - t0,  # writer lock, folders in state.json, Indexer
         "purge_plan_s": marks["indexing"] - marks["scanning"],  # purge_orphans + plan
         "pipeline_s": marks["finishing"] - marks["indexing"],  # read, hash, embed, write
-        "finish_s": marks["done"] - marks["finishing"],  # optimize when something was written
-        "after_s": end - marks["done"],  # engine bookkeeping: files table again, state.json
+        # optimize (after a write) and the engine's bookkeeping (state.json, problems)
+        "finish_s": end - marks["finishing"],
+        "embed_s": last.embed_seconds,  # inside the pipeline: embedding (and passage reuse)
+        **{f"{n}_s": calls.seconds[n] for n in calls.NAMES},
+        "file_rows_calls": calls.count["file_rows"],
         "files_done": last.files_done, "files_unchanged": last.files_unchanged,
         "files_failed": last.files_failed, "chunks": last.chunks, "tokens": last.tokens,
     }
@@ -320,6 +358,7 @@ def main() -> int:
     assert all(r["files_done"] == 0 for r in runs), [r["files_done"] for r in runs]
     results["unchanged"] = {k: summary([r[k] for r in runs]) for k in runs[0]
                             if k.endswith("_s")}
+    results["unchanged"]["file_rows_calls"] = max(r["file_rows_calls"] for r in runs)
     print(f"unchanged re-scan: median {results['unchanged']['wall_s']['median']:.2f} s",
           file=sys.stderr)
 
@@ -349,8 +388,23 @@ def main() -> int:
         assert all(x["files_done"] == len(ids) for x in rows), [x["files_done"] for x in rows]
         results[kind] = {k: summary([x[k] for x in rows]) for k in rows[0] if k.endswith("_s")}
         results[kind]["files_per_round"] = len(ids)
+        results[kind]["file_rows_calls"] = max(x["file_rows_calls"] for x in rows)
         print(f"{kind} {len(ids)}: median {results[kind]['wall_s']['median']:.2f} s",
               file=sys.stderr)
+
+    # What the Syncer does after a save: a run scoped to the saved path, no optimize.
+    rows = []
+    for r in range(args.rounds):
+        i = rng.randrange(args.files)
+        path = file_path(tree, i)
+        edit([path], [i], pool, args.median_bytes, f"{time.time():.0f}-saved-{r}")
+        rows.append(timed_index(engine, tree, scope=[str(path)]))
+    assert all(x["files_done"] == 1 for x in rows), [x["files_done"] for x in rows]
+    results["scoped_edit"] = {k: summary([x[k] for x in rows]) for k in rows[0]
+                              if k.endswith("_s")}
+    results["scoped_edit"]["file_rows_calls"] = max(x["file_rows_calls"] for x in rows)
+    print(f"scoped sync of 1 edited file: median {results['scoped_edit']['wall_s']['median']:.2f}"
+          " s", file=sys.stderr)
     engine.close()
 
     if not args.skip_cli:
@@ -381,33 +435,53 @@ def print_table(res: dict, args: argparse.Namespace) -> None:
           f"script {res['script_s']:.0f} s)\n")
     print("| what | median | min | max | runs |\n|---|---|---|---|---|")
 
-    def row(label: str, s: dict) -> None:
+    def row(label: str, s: dict, depth: int = 0) -> None:
+        label = "&nbsp;&nbsp;" * depth + label
         print(f"| {label} | {fmt(s['median'])} | {fmt(s['min'])} | {fmt(s['max'])} | {s['n']} |")
+
+    def inside(r: dict) -> None:
+        row(f"in the run: store.file_rows() × {r['file_rows_calls']} (whole files table)",
+            r["file_rows_s"], 1)
+        if r["purge_orphans_s"]["max"]:
+            row("in the run: store.purge_orphans()", r["purge_orphans_s"], 1)
+        if r["optimize_s"]["max"]:
+            row("in the run: store.optimize()", r["optimize_s"], 1)
 
     u = res["unchanged"]
     row("**re-scan, nothing changed** (in-process, model loaded)", u["wall_s"])
-    for key, label in (("setup_s", "setup: writer lock, state.json"),
-                       ("purge_plan_s", "purge_orphans + plan (scan, files table)"),
-                       ("pipeline_s", "read/embed/write pipeline (empty)"),
-                       ("finish_s", "finishing (optimize only after writes)"),
-                       ("after_s", "engine bookkeeping (files table again, state.json)")):
-        row(f"&nbsp;&nbsp;phase: {label}", u[key])
+    for key, label in (("setup_s", "phase: setup (writer lock, state.json)"),
+                       ("purge_plan_s", "phase: purge_orphans + plan"),
+                       ("pipeline_s", "phase: read/embed/write (nothing to do)"),
+                       ("finish_s", "phase: finishing (optimize after a write; bookkeeping)")):
+        row(label, u[key], 1)
+    inside(u)
     labels = {"scan_folder": "scan_folder (stat every file)",
               "file_rows": "store.file_rows() (whole files table)",
               "plan": "Indexer.plan (the two above + compare)",
               "purge_orphans": "store.purge_orphans()", "optimize": "store.optimize(), nothing new"}
     for key, label in labels.items():
-        row(f"&nbsp;&nbsp;part, called alone: {label}", res["parts"][key])
+        row(f"called alone: {label}", res["parts"][key], 1)
     for kind in ("touched", "edited"):
         r = res[kind]
         what = "mtime changed, same bytes" if kind == "touched" else "new text, re-embedded"
         row(f"**re-scan, {r['files_per_round']} files {kind}** ({what})", r["wall_s"])
-        row("&nbsp;&nbsp;phase: read/embed/write", r["pipeline_s"])
-        row("&nbsp;&nbsp;phase: finishing (optimize)", r["finish_s"])
+        row("phase: purge_orphans + plan", r["purge_plan_s"], 1)
+        row("phase: read/embed/write", r["pipeline_s"], 1)
+        row("of which embedding", r["embed_s"], 2)
+        row("phase: finishing (optimize; bookkeeping)", r["finish_s"], 1)
+        inside(r)
+    r = res["scoped_edit"]
+    row("**watcher sync of 1 saved file** (run scoped to its path, as the Syncer does)",
+        r["wall_s"])
+    row("phase: plan (files table + stat of the path)", r["purge_plan_s"], 1)
+    row("phase: read/embed/write", r["pipeline_s"], 1)
+    row("of which embedding", r["embed_s"], 2)
+    row("phase: finishing (bookkeeping; no optimize)", r["finish_s"], 1)
+    inside(r)
     if "cli_unchanged" in res:
         c = res["cli_unchanged"]
         row("**`semdex index ROOT`, nothing changed** (subprocess wall time)", c["wall_s"])
-        row("&nbsp;&nbsp;its own reported `seconds` (indexer run only)", c["reported_s"])
+        row("its own reported `seconds` (the indexer run)", c["reported_s"], 1)
     print(f"\nFirst index{' (kept from ' + fi['when'] + ')' if fi['cached'] else ''}: "
           f"{fi['files']:,} files, {fi['passages']:,} passages, {fi['tokens']:,} tokens in "
           f"{fi['seconds']:.0f} s = {fi['tokens_per_s']:,.0f} tok/s end to end "

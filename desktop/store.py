@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -224,23 +225,35 @@ class Store:
                 for f, h in pairs[i:i + _DELETE_BATCH]))
 
     def purge_orphans(self) -> int:
-        """Delete passages whose file row is missing or carries another hash."""
-        if not self.chunks.count_rows():
+        """Delete passages whose file row is missing or carries another hash; forget files
+        whose row does not match their passages (none, some, or some twice), so that the next
+        scan indexes them again. Returns how many versions and files were cleaned up."""
+        if not self.files.count_rows() and not self.chunks.count_rows():
             return 0
-        have = self.chunks.search().select(["file_id", "hash"]).limit(None).to_arrow()
         valid: dict[str, str] = {}
+        claimed: dict[str, int] = {}
         if self.files.count_rows():  # one scan of the files table, not a query per 500 ids
-            ok = (self.files.search().where("status = 'ok'").select(["file_id", "hash"])
-                  .limit(None).to_arrow())
-            valid = dict(zip(ok.column("file_id").to_pylist(), ok.column("hash").to_pylist(),
-                             strict=True))
-        bad = {(f, h) for f, h in zip(have.column("file_id").to_pylist(),
-                                       have.column("hash").to_pylist(), strict=True)
-               if valid.get(f) != h}
+            ok = (self.files.search().where("status = 'ok'")
+                  .select(["file_id", "hash", "n_chunks"]).limit(None).to_arrow())
+            ids = ok.column("file_id").to_pylist()
+            valid = dict(zip(ids, ok.column("hash").to_pylist(), strict=True))
+            claimed = dict(zip(ids, ok.column("n_chunks").to_pylist(), strict=True))
+        pairs: list[tuple[str, str]] = []
+        if self.chunks.count_rows():
+            have = self.chunks.search().select(["file_id", "hash"]).limit(None).to_arrow()
+            pairs = list(zip(have.column("file_id").to_pylist(),
+                             have.column("hash").to_pylist(), strict=True))
+        bad = {(f, h) for f, h in pairs if valid.get(f) != h}
         if bad:
             log.info("removing passages of %d unfinished or replaced files", len(bad))
             self._delete_pairs(sorted(bad), "=")
-        return len(bad)
+        held = Counter(f for f, h in pairs if valid.get(f) == h)
+        broken = sorted(f for f, n in claimed.items() if held[f] != n)
+        if broken:
+            log.warning("%d files do not have the passages their row says: indexing them "
+                        "again", len(broken))
+            self.remove_files(broken)
+        return len(bad) + len(broken)
 
     def optimize(self) -> None:
         """Fold new rows into the full-text index, compact fragments, drop old versions.

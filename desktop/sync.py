@@ -11,6 +11,7 @@ the store does not grow without bound.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +48,7 @@ class Syncer:
         self.watcher: FolderWatcher | None = None
         self.idle = threading.Event()  # set while nothing is pending
         self.syncs = 0
+        self.renewals = 0  # times the watches were set up again after folders moved
 
     def run(self, cancel: threading.Event,
             on_progress: Callable[[Progress], None] | None = None) -> None:
@@ -93,6 +95,16 @@ class Syncer:
                                               scope=paths, optimize=False, lock=self.lock):
                     report(prog)
                 self.syncs += 1
+                if watcher.stale and not cancel.is_set():
+                    # A folder moved: watchdog may now report changes inside it under its old
+                    # path, or not at all. Fresh watches, then one scan for what they missed.
+                    watcher.renew()
+                    present = [r for r in roots if os.path.isdir(r)]
+                    for prog in self.engine.index(present, cancel=cancel,
+                                                  excludes=self.excludes, optimize=False,
+                                                  lock=self.lock) if present else ():
+                        report(prog)
+                    self.renewals += 1
                 dirty_since_optimize = True
                 last_write = time.monotonic()
                 if not watcher.pending():

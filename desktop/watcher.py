@@ -13,15 +13,30 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserverVFS
 
 from .scan import is_excluded_name, is_under
 
 log = logging.getLogger(__name__)
+
+
+def _not_stop_noise(record: logging.LogRecord) -> bool:
+    # watchdog logs this as an error when a folder's watches are stopped while an event is
+    # being read; nothing is wrong, and the person should not be told otherwise
+    return "called when the thread is inactive" not in record.getMessage()
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_not_stop_noise)
+# ...and warns when a moved folder's watch collides with its old one: the watches are renewed
+# after folders move (Syncer), so the warning tells the person nothing they could act on.
+warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning,
+                        module="watchdog")
 
 
 class _Handler(FileSystemEventHandler):
@@ -39,7 +54,11 @@ class _Handler(FileSystemEventHandler):
         dest = getattr(event, "dest_path", "")
         if dest:
             paths.append(dest)
-        self.watcher.mark(os.fsdecode(p) for p in paths)
+        # A folder moved (or moved away, which reads as deleted) leaves watchdog's inotify
+        # bookkeeping behind: events inside it may come with its old path, or stop coming once
+        # it moves again. Its watches are then renewed (see FolderWatcher.renew).
+        moved_dir = event.is_directory and event.event_type in ("moved", "deleted")
+        self.watcher.mark((os.fsdecode(p) for p in paths), moved_dir=moved_dir)
 
 
 class FolderWatcher:
@@ -50,22 +69,45 @@ class FolderWatcher:
         self.roots = [os.path.abspath(r) for r in roots]
         self.excludes = tuple(excludes)
         self.polling = polling
-        self._observer = (PollingObserverVFS(os.lstat, self._listdir,
-                                             polling_interval=poll_interval)
-                          if polling else Observer())
+        # One observer per folder: watchdog's inotify observer keeps one descriptor for all
+        # its folders, and a directory moved from one watched folder to another then loses its
+        # watch (events inside it stop arriving). Separate observers keep separate descriptors.
+        self.poll_interval = poll_interval
+        self._observers: list[BaseObserver] = []
         self._dirty: dict[str, tuple[float, float]] = {}  # path -> (first, last) event time
         self._lock = threading.Lock()
         self._event = threading.Event()
         self._handler = _Handler(self)
+        self._stale = False  # a folder moved: the watches no longer match the tree
 
     def start(self) -> None:
-        for root in self.roots:
-            self._observer.schedule(self._handler, root, recursive=True)
-        self._observer.start()
+        self._observers = [PollingObserverVFS(os.lstat, self._listdir,
+                                              polling_interval=self.poll_interval)
+                           if self.polling else Observer() for _ in self.roots]
+        for root, observer in zip(self.roots, self._observers, strict=True):
+            if os.path.isdir(root):  # (a folder deleted while watched is not watched again)
+                observer.schedule(self._handler, root, recursive=True)
+            observer.start()
+
+    @property
+    def stale(self) -> bool:
+        """Whether a folder moved since the watches were set up (renew() them, then rescan:
+        changes inside moved folders may have been reported under the wrong path)."""
+        return self._stale
+
+    def renew(self) -> None:
+        """Set up every watch afresh. Changes made meanwhile are not reported: the caller
+        rescans the folders after this."""
+        self._stale = False
+        self.stop()
+        self.start()
 
     def stop(self) -> None:
-        self._observer.stop()
-        self._observer.join(timeout=5)
+        for observer in self._observers:
+            observer.stop()
+        for observer in self._observers:
+            if observer.is_alive():
+                observer.join(timeout=5)
 
     def _listdir(self, path: str | None) -> Iterator[os.DirEntry]:
         """What the polling observer walks: links are not followed (os.lstat), so a symlink
@@ -86,7 +128,7 @@ class FolderWatcher:
 
     @property
     def live(self) -> bool:
-        return self._observer.is_alive()
+        return bool(self._observers) and all(o.is_alive() for o in self._observers)
 
     def _excluded(self, path: str) -> bool:
         """Cheap, from the path alone (the indexer has the last word, virtual environments
@@ -99,13 +141,15 @@ class FolderWatcher:
                     fnmatch.fnmatch(path, p) for p in self.excludes if os.sep in p)
         return True
 
-    def mark(self, paths: Iterable[str]) -> None:
+    def mark(self, paths: Iterable[str], moved_dir: bool = False) -> None:
         now = time.monotonic()
         with self._lock:
             for p in paths:
                 if not self._excluded(p):
                     first = self._dirty.get(p, (now, now))[0]
                     self._dirty[p] = (first, now)
+                    # polling compares snapshots: it keeps no per-folder state to go stale
+                    self._stale = self._stale or (moved_dir and not self.polling)
         self._event.set()
 
     def pending(self) -> int:

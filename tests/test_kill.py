@@ -27,7 +27,7 @@ import pytest
 
 from desktop.engine import Engine
 from desktop.lock import writer_alive
-from tests.fixtures.consistency import assert_index_matches_disk
+from tests.fixtures.consistency import assert_index_matches_disk, crash_invariants
 from tests.fixtures.documents import make_pdf
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,13 +95,25 @@ class Corpus:
 
 
 def versions(data: Path, table: str) -> int:
-    """Versions of one of the store's tables (each write commits one)."""
+    """The latest committed version of one of the store's tables (each write commits one)."""
     db = data / "lancedb"
+    latest = 0
     try:
-        dirs = [d for d in os.listdir(db) if d.startswith(table + "_")]
-        return sum(len(os.listdir(db / d / "_versions")) for d in dirs)
-    except FileNotFoundError:
-        return 0
+        for d in os.listdir(db):
+            if d.startswith(table + "_"):
+                for name in os.listdir(db / d / "_versions"):
+                    if name.endswith(".manifest"):
+                        n = int(name.split(".")[0])  # newer LanceDB names count down
+                        latest = max(latest, n if n < 2**63 else 2**64 - 1 - n)
+    except (FileNotFoundError, ValueError):
+        pass
+    return latest
+
+
+def wrote(data: Path) -> Callable[[], bool]:
+    """True once either table of the store has a new version."""
+    base = versions(data, "files"), versions(data, "chunks")
+    return lambda: (versions(data, "files"), versions(data, "chunks")) != base
 
 
 def rewritten(path: Path) -> Callable[[], bool]:
@@ -121,14 +133,24 @@ class Killer:
     def __init__(self, data: Path, docs: Path, env: dict[str, str], rng: random.Random):
         self.data, self.docs, self.env, self.rng = data, docs, env, rng
         self.killed = 0
+        self.procs: list[subprocess.Popen[str]] = []
         self.log: list[str] = []
         self.t0 = time.monotonic()
 
     def start(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "desktop.cli", "--data-dir", str(self.data), *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=self.env,
             cwd=ROOT)
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        """However the test ends, no semdex process is left behind."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
 
     def run_and_kill(self, label: str, when: Callable[[], bool], delay: float,
                      *args: str, timeout: float = 120) -> None:
@@ -158,6 +180,7 @@ class Killer:
         assert proc.returncode == 0, f"{label}: semdex search: {proc.stderr}"
         json.loads(proc.stdout)
         with Engine(self.data) as engine:
+            assert crash_invariants(engine) == [], label
             st = engine.status()
             assert st["writer"] is None, f"{label}: {st['writer']}"
             assert st["folders"] == [] or st["folders"][0]["path"] == str(self.docs)
@@ -172,44 +195,16 @@ def test_kill_at_random_moments_then_one_clean_run_equals_the_disk(tmp_path, sta
     corpus = Corpus(docs, rng)
     corpus.create()
     k = Killer(data, docs, env_for(model_cache), rng)
+    try:
+        run_rounds(k, corpus, rng)
+        check_after_one_clean_run(k, corpus, seed)
+    finally:
+        k.close()
 
-    # 1. While the store is first created (its very first write).
-    k.run_and_kill("first write", lambda: (data / "lancedb").exists(), rng.uniform(0, 0.05))
-    # 2. While passages are written: right after a batch of them landed.
-    base = versions(data, "chunks")
-    k.run_and_kill("writing", lambda: versions(data, "chunks") > base, rng.uniform(0, 0.15))
-    # 3. After changes to the folder, while they are read and embedded.
-    corpus.mutate(40)
-    k.run_and_kill("changed folder", rewritten(data / "state.json"), rng.uniform(0, 0.4))
 
-    # A clean run in the middle: what the kills left is resumed and purged.
-    proc = k.start("index", str(docs))
-    assert proc.wait(180) == 0, proc.stderr.read() if proc.stderr else ""
-    assert_index_matches_disk(data, [docs], vectors=False)
-
-    # 4. While a deleted folder's files are forgotten: file rows first, then passages.
-    shutil.rmtree(docs / "bulk")
-    base = versions(data, "files")
-    k.run_and_kill("deleting", lambda: versions(data, "files") > base, rng.uniform(0, 0.02))
-    # 5. While watching: the start-up scan, then live changes, killed at a random moment.
-    corpus.mutate(15)
-    proc = k.start("watch", "--quiet", "0.1")
-    time.sleep(rng.uniform(2.0, 3.0))
-    corpus.mutate(15)
-    time.sleep(rng.uniform(0.0, 1.0))
-    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
-    k.killed += 1
-    k.check_store_opens("watch")
-    # 6. More at random moments, the folder changing in between.
-    corpus.mutate(20)
-    base = versions(data, "files")
-    k.run_and_kill("random 1", lambda: versions(data, "files") > base, rng.uniform(0, 0.2))
-    corpus.mutate(20)
-    k.run_and_kill("random 2", rewritten(data / "state.json"), rng.uniform(0, 0.6))
-
-    assert k.killed >= 6, k.log  # most kills did land while work was going on
+def check_after_one_clean_run(k: Killer, corpus: Corpus, seed: int) -> None:
+    data, docs = k.data, k.docs
+    assert k.killed >= 6, k.log  # the kills did land while work was going on
     assert writer_alive(data) is None  # the kernel dropped the dead writers' lock
 
     proc = k.start("index", str(docs))
@@ -227,6 +222,49 @@ def test_kill_at_random_moments_then_one_clean_run_equals_the_disk(tmp_path, sta
         timeout=120)
     assert hits.returncode == 0, hits.stderr
     assert str(some) in {r["path"] for r in json.loads(hits.stdout)["results"]}
+
+
+def run_rounds(k: Killer, corpus: Corpus, rng: random.Random) -> None:
+    data, docs = k.data, k.docs
+
+    # 1. While the store is first created (its very first write).
+    k.run_and_kill("first write", lambda: (data / "lancedb").exists(), rng.uniform(0, 0.05))
+    # 2. Right after a batch of passages landed, before their files' rows point at them.
+    base = versions(data, "chunks")
+    k.run_and_kill("passages written", lambda: versions(data, "chunks") > max(base, 1),
+                   rng.uniform(0, 0.002))
+    # 3. After changes to the folder, while they are read and embedded.
+    corpus.mutate(40)
+    k.run_and_kill("changed folder", rewritten(data / "state.json"), rng.uniform(0, 0.4))
+
+    # A clean run in the middle: what the kills left is resumed and purged.
+    proc = k.start("index", str(docs))
+    assert proc.wait(180) == 0, proc.stderr.read() if proc.stderr else ""
+    assert_index_matches_disk(data, [docs], vectors=False)
+
+    # 4. While a deleted folder's files are forgotten: file rows first, then passages.
+    shutil.rmtree(docs / "bulk")
+    first_write = wrote(data)
+    k.run_and_kill("deleting", first_write, rng.uniform(0, 0.002))
+    # 5. While watching: the start-up scan, then live changes, killed at a random moment.
+    corpus.mutate(15)
+    proc = k.start("watch", "--quiet", "0.1")
+    time.sleep(rng.uniform(2.0, 3.0))
+    corpus.mutate(15)
+    time.sleep(rng.uniform(0.0, 1.0))
+    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    k.killed += 1
+    k.check_store_opens("watch")
+    # 6. Right after file rows were written, before the passages they replace are deleted;
+    # then at a random moment. The folder changes in between.
+    corpus.mutate(20)
+    base = versions(data, "files")
+    k.run_and_kill("rows written", lambda: versions(data, "files") > base,
+                   rng.uniform(0, 0.002))
+    corpus.mutate(20)
+    k.run_and_kill("random", rewritten(data / "state.json"), rng.uniform(0, 0.6))
 
 
 def test_a_table_whose_creation_was_killed_is_created_again(tmp_path):
