@@ -111,7 +111,9 @@ class Store:
         self.dims = dims
         db_dir.mkdir(parents=True, exist_ok=True)
         self.db_dir = db_dir
-        self.db = lancedb.connect(str(db_dir))
+        # Every read checks for a newer version: a long-lived reader (a window, a second
+        # process) must see what the writer committed, not the version it first read.
+        self.db = lancedb.connect(str(db_dir), read_consistency_interval=timedelta(0))
         existing = set(self._table_names())
         self.files = self._open_or_create(f"files_{key}", FILE_SCHEMA, existing)
         self.chunks = self._open_or_create(f"chunks_{key}", chunk_schema(dims), existing)
