@@ -295,6 +295,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, stop)
     with engine:
+        syncer = Syncer(engine, args.paths, SyncSettings(quiet=args.quiet, polling=args.polling),
+                        args.exclude)
+        syncer.lock.acquire()  # refused before the model is loaded, not after
         _ready_to_write(engine, args)
         line = ProgressLine(sys.stderr)
         state: dict[str, str | None] = {"phase": None}
@@ -316,8 +319,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                                  f"{prog.files_done - prog.files_reused:,} indexed, "
                                  f"{prog.files_reused:,} moved, {prog.files_removed:,} removed")
 
-        settings = SyncSettings(quiet=args.quiet, polling=args.polling)
-        Syncer(engine, args.paths, settings, args.exclude).run(cancel, report)
+        syncer.run(cancel, report)
     print("Stopped.", file=sys.stderr)
     return 0
 

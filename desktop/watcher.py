@@ -69,9 +69,6 @@ class FolderWatcher:
         self.roots = [os.path.abspath(r) for r in roots]
         self.excludes = tuple(excludes)
         self.polling = polling
-        # One observer per folder: watchdog's inotify observer keeps one descriptor for all
-        # its folders, and a directory moved from one watched folder to another then loses its
-        # watch (events inside it stop arriving). Separate observers keep separate descriptors.
         self.poll_interval = poll_interval
         self._observers: list[BaseObserver] = []
         self._dirty: dict[str, tuple[float, float]] = {}  # path -> (first, last) event time
@@ -81,6 +78,9 @@ class FolderWatcher:
         self._stale = False  # a folder moved: the watches no longer match the tree
 
     def start(self) -> None:
+        # One observer per folder: watchdog's inotify observer keeps one descriptor for all
+        # its folders, so a directory moved from one watched folder to another shares a watch
+        # between them and loses it. Separate observers keep separate descriptors.
         self._observers = [PollingObserverVFS(os.lstat, self._listdir,
                                               polling_interval=self.poll_interval)
                            if self.polling else Observer() for _ in self.roots]
