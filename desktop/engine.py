@@ -177,7 +177,12 @@ class Engine:
         now = time.time()
         # Problems of files that have a row (failed/skipped) are shown from the store;
         # the rest (unlistable folders, broken links, files that vanished) are kept here.
-        rows = self.store.file_rows()
+        # Only the problem paths are looked up: reading the whole files table here doubled the
+        # cost of every live sync on a large library.
+        candidates = {p for p, _ in last.problems}
+        for root in roots:
+            candidates.update(self.state.add_folder(root).problems)
+        rows = self.store.paths_with_rows(candidates)
         # problems are kept under their printable path (a name that is not UTF-8 too)
         synced = None if scope is None else scope | {displayable(s) for s in scope}
         for root in roots:

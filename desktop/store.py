@@ -178,6 +178,17 @@ class Store:
             out.update({r["file_id"]: r["hash"] for r in rows})
         return out
 
+    def paths_with_rows(self, paths: Iterable[str]) -> set[str]:
+        """Which of these paths have a file row (of any status)."""
+        ids = sorted({file_id_for(p) for p in paths})
+        out: set[str] = set()
+        for i in range(0, len(ids), 500):
+            part = ", ".join(sql_str(x) for x in ids[i:i + 500])
+            tbl = (self.files.search().where(f"file_id IN ({part})").select(["path"])
+                   .limit(None).to_arrow())
+            out.update(tbl.column("path").to_pylist())
+        return out
+
     def passages_of(self, file_id: str, hash_: str) -> list[dict[str, Any]]:
         """A file version's passages with their vectors (to reuse them for a moved file)."""
         return (self.chunks.search()
