@@ -9,7 +9,7 @@ seconds during indexing, so searching, the results list and its painting are par
 measured (searches run on the Searcher's own thread; only showing them is on the GUI thread).
 
 Usage:
-    python bench/gui_responsiveness.py [--files 300] [--search-every 1.0] [--rounds 1]
+    python bench/gui_responsiveness.py [--files 300] [--pdfs 0] [--search-every 1.0] [--rounds 1]
 
 Prints a Markdown table and writes bench/out/gui-responsiveness-results.json.
 """
@@ -17,6 +17,7 @@ Prints a Markdown table and writes bench/out/gui-responsiveness-results.json.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -83,6 +84,16 @@ def run_round(args: argparse.Namespace, base: Path, round_no: int) -> dict:
     typing.timeout.connect(lambda: (win.search_field.setText(next(queries)),
                                     win.search_bar.search_now()))
 
+    gc_pauses: list[tuple[int, float]] = []  # (generation, ms) of each collection
+    gc_start = [0.0]
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            gc_start[0] = time.perf_counter()
+        else:
+            gc_pauses.append((info["generation"], (time.perf_counter() - gc_start[0]) * 1000))
+
+    gc.callbacks.append(on_gc)
     t0 = time.perf_counter()
     last[0] = t0
     timer.start()
@@ -94,6 +105,7 @@ def run_round(args: argparse.Namespace, base: Path, round_no: int) -> dict:
     elapsed = time.perf_counter() - t0
     timer.stop()
     typing.stop()
+    gc.callbacks.remove(on_gc)
     st = win.status()
     win.close()
     late = [g * 1000 for g in gaps]
@@ -104,6 +116,8 @@ def run_round(args: argparse.Namespace, base: Path, round_no: int) -> dict:
         "max_ms": round(max(late), 1), "p99_ms": round(percentile(late, 0.99), 1),
         "p50_ms": round(statistics.median(late), 1),
         "over_50ms": sum(1 for g in late if g > 50),
+        "gc_full": sum(1 for gen, _ in gc_pauses if gen == 2),
+        "gc_max_ms": round(max((ms for _, ms in gc_pauses), default=0.0), 1),
     }
 
 
@@ -111,6 +125,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--files", type=int, default=300, help="notes in the folder")
     ap.add_argument("--median-bytes", type=int, default=320)
+    ap.add_argument("--pdfs", type=int, default=0,
+                    help="also this many 20-page PDFs (pypdf's parsing is Python, GIL-bound)")
     ap.add_argument("--search-every", type=float, default=1.0,
                     help="type a query every S seconds while indexing (0: never)")
     ap.add_argument("--rounds", type=int, default=1)
@@ -138,12 +154,20 @@ def main() -> int:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(file_text(i, pool, args.median_bytes), encoding="utf-8")
 
+    if args.pdfs:
+        from tests.fixtures.documents import make_pdf
+
+        (tree / "papers").mkdir(parents=True, exist_ok=True)
+        for i in range(args.pdfs):
+            pages = [file_text(i * 20 + p, pool, 2400, lo=1500) for p in range(20)]
+            make_pdf(tree / "papers" / f"paper-{i:03d}.pdf", pages)
+
     load_before = os.getloadavg()
     rounds = [run_round(args, base, r) for r in range(args.rounds)]
     load_after = os.getloadavg()
     results = {
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "files": args.files, "search_every_s": args.search_every,
+        "files": args.files, "pdfs": args.pdfs, "search_every_s": args.search_every,
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in load_after],
         "rounds": rounds,
@@ -153,12 +177,12 @@ def main() -> int:
     print(f"\n`{results['command']}` (load average before {load_before[0]:.2f}, "
           f"after {load_after[0]:.2f}; goal: max gap < 50 ms)\n")
     print("| round | files | passages | indexing s | searches | ticks | p50 ms | p99 ms | "
-          "max ms | gaps > 50 ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "max ms | gaps > 50 ms | full GCs | longest GC ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for i, r in enumerate(rounds, 1):
         print(f"| {i} | {r['files']} | {r['passages']} | {r['seconds']} | {r['searches']} | "
               f"{r['ticks']} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | "
-              f"{r['over_50ms']} |")
+              f"{r['over_50ms']} | {r['gc_full']} | {r['gc_max_ms']} |")
     return 0
 
 

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,13 @@ def default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
         return max(1, os.cpu_count() or 1)
+
+
+def _token_ptr(buf: np.ndarray) -> Any:
+    """A numpy int32 buffer as the `llama_token *` llama_tokenize writes into."""
+    import llama_cpp
+
+    return buf.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token))
 
 
 def model_key(info: ModelInfo, profile: Profile, dims: int | None = None) -> str:
@@ -157,15 +165,18 @@ class Embedder:
 
         data = text.encode("utf-8", "replace")
         n_max = len(data) + 16
-        buf = (llama_cpp.llama_token * n_max)()
-        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, n_max, add_special,
-                                     parse_special)
+        # A numpy buffer, not `(llama_token * n_max)()`: ctypes makes (and keeps forever) a new
+        # array type for every new length, and the pile of types sets off full garbage
+        # collections that hold the GIL for 50-100 ms: the window froze while indexing.
+        buf = np.empty(n_max, dtype=np.int32)
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), _token_ptr(buf), n_max,
+                                     add_special, parse_special)
         if n < 0:
             n_max = -n
-            buf = (llama_cpp.llama_token * n_max)()
-            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, n_max,
+            buf = np.empty(n_max, dtype=np.int32)
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), _token_ptr(buf), n_max,
                                          add_special, parse_special)
-        return list(buf[:n])
+        return buf[:n].tolist()
 
     def count(self, text: str) -> int:
         """Tokens of a piece of text alone (chunking packs these)."""

@@ -9,6 +9,7 @@ failed test instead of killing pytest.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -158,6 +159,19 @@ def test_semantic_sanity(starter: Embedder) -> None:
         "Young cats nap in warm, quiet corners of the house.",
         "The central bank raised interest rates again this quarter.")])
     assert cosine(q, docs[0]) > cosine(q, docs[1])
+
+
+def test_tokenizing_texts_of_many_lengths_makes_no_new_types(starter: Embedder) -> None:
+    # A ctypes array type per buffer length piled up and set off full garbage collections
+    # that held the GIL for 50-100 ms: the window froze while indexing.
+    def types() -> int:
+        return sum(1 for o in gc.get_objects() if isinstance(o, type))
+
+    starter.count("warm up")
+    before = types()
+    counts = [starter.count("word " * n + "x" * n) for n in range(1, 400)]
+    assert counts == sorted(counts) and counts[0] >= 2
+    assert types() - before < 5
 
 
 def test_sequence_longer_than_the_batch_is_a_value_error(starter: Embedder) -> None:

@@ -15,6 +15,7 @@ latest query's answer is delivered; older ones are skipped or dropped.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
@@ -312,6 +313,11 @@ class IndexWorker(QObject):
             self._set_state(STOPPED)
             self._fail(self.tr("The model could not be loaded; choose another one"), exc)
             return
+        # What start-up loaded (Qt, LanceDB, llama.cpp, their modules and objects) lives as long
+        # as the app: take it out of the garbage collector's sight, once. Otherwise each full
+        # collection walks all of it while holding the GIL, 50-100 ms in which the window
+        # cannot paint (bench/gui_responsiveness.py found them).
+        gc.freeze()
         self._swap_engine()
         self._emit_status()
         self._set_state(IDLE if not self.engine.state.folders else INDEXING)
