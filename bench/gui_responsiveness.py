@@ -9,7 +9,8 @@ seconds during indexing, so searching, the results list and its painting are par
 measured (searches run on the Searcher's own thread; only showing them is on the GUI thread).
 
 Usage:
-    python bench/gui_responsiveness.py [--files 300] [--pdfs 0] [--search-every 1.0] [--rounds 1]
+    python bench/gui_responsiveness.py [--files 300] [--pdfs 0] [--bad 0] [--rounds 1]
+                                       [--search-every 1.0] [--threads N]
 
 Prints a Markdown table and writes bench/out/gui-responsiveness-results.json.
 """
@@ -127,6 +128,8 @@ def main() -> int:
     ap.add_argument("--median-bytes", type=int, default=320)
     ap.add_argument("--pdfs", type=int, default=0,
                     help="also this many 20-page PDFs (pypdf's parsing is Python, GIL-bound)")
+    ap.add_argument("--bad", type=int, default=0,
+                    help="also this many corrupt PDFs: each is a failure the panel lists")
     ap.add_argument("--search-every", type=float, default=1.0,
                     help="type a query every S seconds while indexing (0: never)")
     ap.add_argument("--rounds", type=int, default=1)
@@ -162,12 +165,20 @@ def main() -> int:
             pages = [file_text(i * 20 + p, pool, 2400, lo=1500) for p in range(20)]
             make_pdf(tree / "papers" / f"paper-{i:03d}.pdf", pages)
 
+    if args.bad:
+        from tests.fixtures.documents import make_corrupt_pdf
+
+        (tree / "damaged").mkdir(parents=True, exist_ok=True)
+        for i in range(args.bad):
+            make_corrupt_pdf(tree / "damaged" / f"scan-{i:04d}.pdf")
+
     load_before = os.getloadavg()
     rounds = [run_round(args, base, r) for r in range(args.rounds)]
     load_after = os.getloadavg()
     results = {
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "files": args.files, "pdfs": args.pdfs, "search_every_s": args.search_every,
+        "files": args.files, "pdfs": args.pdfs, "bad": args.bad,
+        "search_every_s": args.search_every,
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in load_after],
         "rounds": rounds,

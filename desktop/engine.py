@@ -214,6 +214,14 @@ class Engine:
 
     # -- status ------------------------------------------------------------------------------
 
+    def folder_counts(self) -> dict[str, dict[str, int]]:
+        """Files indexed, failed and skipped, and passages, per watched folder: status() in
+        brief, cheap enough to show live while a run goes on."""
+        counts = self.store.folder_counts()
+        return {root: counts.get(root, {"files_indexed": 0, "files_failed": 0,
+                                        "files_skipped": 0, "passages": 0})
+                for root in self.state.folders}
+
     def pending(self, root: str, rows: dict[str, FileRow]) -> list[str]:
         """Files whose index differs from the disk (new, changed, gone), by stat alone."""
         if not os.path.isdir(root):

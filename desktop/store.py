@@ -162,6 +162,29 @@ class Store:
             return {}
         return {d["path"]: FileRow.from_dict(d) for d in tbl.to_pylist()}
 
+    def folder_counts(self) -> dict[str, dict[str, int]]:
+        """Per watched folder: files indexed, failed and skipped, and passages; only the three
+        columns are read and summed in Arrow, so it is cheap enough to ask during a run."""
+        if not self.files.count_rows():
+            return {}
+        tbl = (self.files.search().select(["root", "status", "n_chunks"]).limit(None)
+               .to_arrow())
+        grouped = tbl.group_by(["root", "status"]).aggregate(
+            [("n_chunks", "sum"), ("n_chunks", "count")])
+        out: dict[str, dict[str, int]] = {}
+        for r in grouped.to_pylist():
+            c = out.setdefault(r["root"], {"files_indexed": 0, "files_failed": 0,
+                                           "files_skipped": 0, "passages": 0})
+            n = int(r["n_chunks_count"])
+            if r["status"] == "ok":
+                c["files_indexed"] += n
+                c["passages"] += int(r["n_chunks_sum"] or 0)
+            elif r["status"] == "skipped":
+                c["files_skipped"] += n
+            else:
+                c["files_failed"] += n
+        return out
+
     def count_chunks(self) -> int:
         return self.chunks.count_rows()
 

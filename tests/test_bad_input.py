@@ -124,6 +124,13 @@ def test_bad_files_are_reported_and_good_ones_kept(engine, tmp_path):
     assert folder["files_failed"] == n_failed and folder["files_skipped"] == 3
     assert folder["files_indexed"] == 3 + IS_ROOT  # good.txt, good.pdf, owner.pdf (+noperm)
     assert folder["last_sync"] is not None
+    # The brief counts the window shows while a run goes on agree with the full status
+    # (failures that never got a file row, like a dangling link, are only in the status).
+    counts = engine.folder_counts()[folder["path"]]
+    assert counts["files_indexed"] == folder["files_indexed"]
+    assert counts["passages"] == folder["passages"] > 0
+    assert counts["files_skipped"] == folder["files_skipped"]
+    assert 0 < counts["files_failed"] <= folder["files_failed"]
 
     # Nothing already indexed was lost; the owner-password-only PDF is indexed.
     assert keyword(engine, "pears") == ["good.txt"]

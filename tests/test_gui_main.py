@@ -111,7 +111,7 @@ def drop_folder(win: MainWindow, folder: Path) -> None:
     target = win.results_stack.currentWidget()
     pos = QPointF(target.rect().center())
     actions = Qt.DropAction.CopyAction | Qt.DropAction.LinkAction
-    enter = QDragEnterEvent(pos, actions, mime, Qt.MouseButton.LeftButton,
+    enter = QDragEnterEvent(target.rect().center(), actions, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(target, enter)
     assert enter.isAccepted()

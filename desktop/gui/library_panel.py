@@ -7,7 +7,7 @@ import os
 import time
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QFrame,
@@ -30,6 +30,8 @@ from . import worker as w
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 REASON_ROLE = Qt.ItemDataRole.UserRole + 2
+LISTED = 100  # failed files listed under a folder; `semdex status --json` has them all
+_REBUILD_MS = 250  # live changes (failures found, counts) are drawn at most this often
 
 
 def fmt_seconds(seconds: float | None) -> str:
@@ -56,6 +58,10 @@ class LibraryPanel(QWidget):
         self._live_problems: dict[str, str] = {}  # seen in progress, before the next status
         self._state = w.LOADING
         self._progress: Progress | None = None
+        self._redraw = QTimer(self)  # coalesces live changes: one redraw, not one per file
+        self._redraw.setSingleShot(True)
+        self._redraw.setInterval(_REBUILD_MS)
+        self._redraw.timeout.connect(self._rebuild)
 
         title = QLabel(self.tr("Library"))
         font = title.font()
@@ -122,9 +128,24 @@ class LibraryPanel(QWidget):
 
     def set_status(self, status: dict[str, Any]) -> None:
         self._status = status
-        self._live_problems = {p: r for p, r in self._live_problems.items()
-                               if not self._known_problem(p)}
+        known = {p["path"] for f in status.get("folders", []) for p in f.get("problems", [])}
+        self._live_problems = {p: r for p, r in self._live_problems.items() if p not in known}
         self._rebuild()
+
+    def set_counts(self, counts: dict[str, dict[str, int]]) -> None:
+        """Live per-folder counts (Engine.folder_counts) while a run indexes; the next full
+        status replaces them."""
+        folders = self._status.get("folders", [])
+        for f in folders:
+            c = counts.get(f["path"])
+            if c:
+                f.update(files_indexed=c["files_indexed"], passages=c["passages"],
+                         files_skipped=c["files_skipped"],
+                         files_failed=max(f.get("files_failed", 0), c["files_failed"]))
+        if folders:
+            self._status["files"] = sum(f.get("files_indexed", 0) for f in folders)
+            self._status["passages"] = sum(f.get("passages", 0) for f in folders)
+        self._schedule_rebuild()
 
     def set_state(self, state: str) -> None:
         self._state = state
@@ -139,7 +160,7 @@ class LibraryPanel(QWidget):
 
     def add_problem(self, path: str, reason: str) -> None:
         self._live_problems[path] = reason
-        self._rebuild()
+        self._schedule_rebuild()
 
     # -- what is shown (also for tests) ------------------------------------------------------
 
@@ -151,6 +172,7 @@ class LibraryPanel(QWidget):
 
     def problems(self, folder: str | None = None) -> list[tuple[str, str]]:
         """(path, reason) of every failed or skipped file listed, in one folder or all."""
+        self._flush()
         out = []
         for i in range(self.tree.topLevelItemCount()):
             top = self.tree.topLevelItem(i)
@@ -158,10 +180,12 @@ class LibraryPanel(QWidget):
                 continue
             for j in range(top.childCount()):
                 child = top.child(j)
-                out.append((child.data(0, PATH_ROLE), child.data(0, REASON_ROLE)))
+                if child.data(0, PATH_ROLE):
+                    out.append((child.data(0, PATH_ROLE), child.data(0, REASON_ROLE)))
         return out
 
     def folder_text(self, folder: str) -> str:
+        self._flush()
         for i in range(self.tree.topLevelItemCount()):
             top = self.tree.topLevelItem(i)
             if top.data(0, PATH_ROLE) == folder:
@@ -176,9 +200,15 @@ class LibraryPanel(QWidget):
 
     # -- drawing -----------------------------------------------------------------------------
 
-    def _known_problem(self, path: str) -> bool:
-        return any(p["path"] == path for f in self._status.get("folders", [])
-                   for p in f.get("problems", []))
+    def _schedule_rebuild(self) -> None:
+        if not self._redraw.isActive():
+            self._redraw.start()
+
+    def _flush(self) -> None:
+        """Draw a scheduled change now (what the accessors read is then current)."""
+        if self._redraw.isActive():
+            self._redraw.stop()
+            self._rebuild()
 
     def _folder_state(self, f: dict[str, Any]) -> str:
         if not f.get("exists", True):
@@ -197,12 +227,14 @@ class LibraryPanel(QWidget):
         return self.tr("Up to date")
 
     def _rebuild(self) -> None:
+        self._redraw.stop()
         expanded = {self.tree.topLevelItem(i).data(0, PATH_ROLE)
                     for i in range(self.tree.topLevelItemCount())
                     if self.tree.topLevelItem(i).isExpanded()}
         current = self.selected_folder()
         self.tree.clear()
-        icons = self.style()
+        style = self.style()
+        failed_icon = style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxCritical)
         for f in self._status.get("folders", []):
             problems = {p["path"]: p["reason"] for p in f.get("problems", [])}
             problems.update({p: r for p, r in self._live_problems.items()
@@ -222,14 +254,22 @@ class LibraryPanel(QWidget):
             item.setToolTip(0, "\n".join(tip))
             icon = (QStyle.StandardPixmap.SP_MessageBoxWarning if failed or not f.get(
                 "exists", True) else QStyle.StandardPixmap.SP_DirIcon)
-            item.setIcon(0, icons.standardIcon(icon))
-            for path, reason in sorted(problems.items()):
+            item.setIcon(0, style.standardIcon(icon))
+            listed = sorted(problems.items())
+            children = []
+            for path, reason in listed[:LISTED]:
                 child = QTreeWidgetItem([f"{os.path.basename(path)}\n{reason}"])
                 child.setData(0, PATH_ROLE, path)
                 child.setData(0, REASON_ROLE, reason)
                 child.setToolTip(0, f"{path}\n{reason}")
-                child.setIcon(0, icons.standardIcon(QStyle.StandardPixmap.SP_MessageBoxCritical))
-                item.addChild(child)
+                child.setIcon(0, failed_icon)
+                children.append(child)
+            if len(listed) > LISTED:
+                more = QTreeWidgetItem([self.tr("… and {0:,} more\n(semdex status --json lists "
+                                                "them all)").format(len(listed) - LISTED)])
+                more.setFlags(Qt.ItemFlag.ItemIsEnabled)
+                children.append(more)
+            item.addChildren(children)
             self.tree.addTopLevelItem(item)
             item.setExpanded(f["path"] in expanded or (bool(problems) and len(problems) <= 20))
             if f["path"] == current:

@@ -256,6 +256,7 @@ class MainWindow(QMainWindow):
         self.worker.progress_reported.connect(self._progress)
         self.worker.problem_found.connect(self.library.add_problem)
         self.worker.status_refreshed.connect(self._status_refreshed)
+        self.worker.counts_refreshed.connect(self.library.set_counts)
         self.worker.failed.connect(self.report_error)
         self.searcher = Searcher(self)
         self.searcher.results_arrived.connect(self._results_arrived)

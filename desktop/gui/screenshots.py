@@ -149,7 +149,8 @@ def _shoot(out: Path, home: Path) -> int:
 
     win.add_folders([str(notes)])
     wait(lambda: win.library.progress() is not None and win.library.progress().phase
-         == "indexing" and win.library.progress().files_done >= 40, what="indexing progress")
+         == "indexing" and win.library.progress().files_done >= 40
+         and "\n0 files" not in win.library.folder_text(str(notes)), what="indexing progress")
     shot(win, "03-indexing.png")
 
     from .model_picker import ModelPickerDialog

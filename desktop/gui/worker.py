@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 LOADING, INDEXING, WATCHING, PAUSED, IDLE, BUSY, STOPPED, QUITTING = (
     "loading", "indexing", "watching", "paused", "idle", "busy", "stopped", "quitting")
 _PROGRESS_EVERY = 0.1  # seconds between progress signals (phase changes go at once)
+_COUNTS_EVERY = 2.0  # seconds between per-folder counts while a run indexes
 _BUSY_RETRY = 5.0  # seconds before trying again when another process holds the writer lock
 
 
@@ -60,6 +61,7 @@ class IndexWorker(QObject):
     progress_reported = Signal(object)  # desktop.indexer.Progress, at most every 0.1 s
     problem_found = Signal(str, str)  # path, reason: a file that failed or was skipped
     status_refreshed = Signal(dict)  # Engine.status()
+    counts_refreshed = Signal(dict)  # Engine.folder_counts(), every few seconds while indexing
     folder_removed = Signal(str)
     failed = Signal(str, str)  # message for the person, details (a traceback) for the log view
     finished = Signal()
@@ -84,6 +86,8 @@ class IndexWorker(QObject):
         self._quit = False
         self._busy_until = 0.0
         self._last_emit = 0.0
+        self._last_counts = 0.0
+        self._counted_files = -1
         self._last_phase = ""
 
     # -- requests: called from the GUI thread ------------------------------------------------
@@ -178,6 +182,7 @@ class IndexWorker(QObject):
                 return  # a request came in meanwhile: apply it first
             self._cancel = cancel = threading.Event()
         self._last_phase = ""
+        self._last_counts, self._counted_files = time.monotonic(), -1
         syncer = Syncer(engine, None, self.sync_settings, self.excludes)
         try:
             syncer.run(cancel, self._on_progress)
@@ -210,6 +215,13 @@ class IndexWorker(QObject):
         if changed or now - self._last_emit >= _PROGRESS_EVERY:
             self._last_emit = now
             self.progress_reported.emit(replace(prog, problems=[]))
+        if (prog.phase == "indexing" and now - self._last_counts >= _COUNTS_EVERY
+                and prog.files_done != self._counted_files and self.engine is not None):
+            self._last_counts, self._counted_files = now, prog.files_done
+            try:  # the folders' counts grow as the run goes, not only when it ends
+                self.counts_refreshed.emit(self.engine.folder_counts())
+            except Exception as exc:  # only a live figure: the run goes on
+                log.warning("could not count the indexed files: %s", exc)
         if prog.phase == "done":  # the engine has recorded the run: status is current
             self._index_finished(prog)
 
