@@ -17,7 +17,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -46,13 +45,6 @@ def default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
         return max(1, os.cpu_count() or 1)
-
-
-def _token_ptr(buf: np.ndarray) -> Any:
-    """A numpy int32 buffer as the `llama_token *` llama_tokenize writes into."""
-    import llama_cpp
-
-    return buf.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token))
 
 
 def model_key(info: ModelInfo, profile: Profile, dims: int | None = None) -> str:
@@ -96,6 +88,8 @@ class Embedder:
 
         # Sequences per decode: llama.cpp refuses a batch with more (llama_decode -> -1).
         self._max_seqs = max(1, int(llama_cpp.llama_n_seq_max(self._ctx.ctx)))
+        self._llama_tokenize = llama_cpp.llama_tokenize
+        self._token_p = ctypes.POINTER(llama_cpp.llama_token)
         self._eos = self._resolve_eos()
         self._lock = threading.Lock()
         self._turn = threading.Condition()
@@ -161,22 +155,20 @@ class Embedder:
 
     def _tokenize(self, text: str, *, add_special: bool, parse_special: bool = False
                   ) -> list[int]:
-        import llama_cpp
-
         data = text.encode("utf-8", "replace")
         n_max = len(data) + 16
-        # A numpy buffer, not `(llama_token * n_max)()`: ctypes makes (and keeps forever) a new
-        # array type for every new length, and the pile of types sets off full garbage
-        # collections that hold the GIL for 50-100 ms: the window froze while indexing.
-        buf = np.empty(n_max, dtype=np.int32)
-        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), _token_ptr(buf), n_max,
-                                     add_special, parse_special)
-        if n < 0:
-            n_max = -n
+        for _ in range(2):  # a second time only when llama.cpp asks for a bigger buffer
+            # A numpy buffer, not `(llama_token * n_max)()`: ctypes makes (and keeps forever)
+            # a new array type for every new length, and the pile of types set off full garbage
+            # collections that held the GIL for 50-100 ms: the window froze while indexing.
             buf = np.empty(n_max, dtype=np.int32)
-            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), _token_ptr(buf), n_max,
-                                         add_special, parse_special)
-        return buf[:n].tolist()
+            n = self._llama_tokenize(self._vocab, data, len(data),
+                                     buf.ctypes.data_as(self._token_p), n_max, add_special,
+                                     parse_special)
+            if n >= 0:
+                return buf[:n].tolist()
+            n_max = -n
+        raise RuntimeError(f"llama.cpp could not tokenize a text of {len(data)} bytes")
 
     def count(self, text: str) -> int:
         """Tokens of a piece of text alone (chunking packs these)."""
