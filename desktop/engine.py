@@ -166,7 +166,8 @@ class Engine:
             yield Progress("scanning", problem=problem, problems=list(missing))
         indexer = Indexer(self.store, self.embedder, overlap=overlap,
                           excludes=(*excludes, self.own_files))
-        for prog in indexer.run(roots, cancel, scope=scope, optimize=optimize):
+        for prog in indexer.run(roots, cancel, scope=scope, optimize=optimize,
+                                library=list(self.state.folders)):
             if missing:  # part of this run's problems (a copy: the indexer owns its list)
                 prog = replace(prog, problems=[*missing, *prog.problems])
             if prog.phase == "done":  # the run is recorded first, so a status taken on

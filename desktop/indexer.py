@@ -115,13 +115,16 @@ class Indexer:
 
     # -- planning ----------------------------------------------------------------------------
 
-    def plan(self, roots: Sequence[str], scope: Iterable[str] | None = None
+    def plan(self, roots: Sequence[str], scope: Iterable[str] | None = None,
+             library: Sequence[str] | None = None
              ) -> tuple[list[tuple[FileStat, str]], list[FileRow], list[ScanProblem], int,
                         dict[str, FileRow]]:
         """Compare the folders with the files table: what to read, what to forget.
 
         With a scope (paths a watcher saw change), only files at or under those paths are
-        looked at; the rest of the folders is taken as it is.
+        looked at; the rest of the folders is taken as it is. With `library` (every folder
+        the person keeps, present or not), a full run also forgets files of any other folder:
+        one removed from the library while another model was in use.
         """
         rows = self.store.file_rows()
         todo: list[tuple[FileStat, str]] = []
@@ -155,6 +158,9 @@ class Indexer:
         tops = set(looked)
         gone = [r for p, r in rows.items()
                 if p not in seen and _under_any(p, tops) and not _under_any(p, unreadable)]
+        if scope is None and library is not None:
+            kept = set(library) | tops
+            gone += [r for p, r in rows.items() if not _under_any(p, kept)]
         return todo, gone, problems, unchanged, rows
 
     def _walk(self, roots: Sequence[str], scope: Iterable[str] | None, looked: list[str]
@@ -176,7 +182,8 @@ class Indexer:
     # -- running -----------------------------------------------------------------------------
 
     def run(self, roots: Sequence[str], cancel: threading.Event | None = None, *,
-            scope: Iterable[str] | None = None, optimize: bool = True) -> Iterator[Progress]:
+            scope: Iterable[str] | None = None, optimize: bool = True,
+            library: Sequence[str] | None = None) -> Iterator[Progress]:
         """Sync the folders (or just the scope's paths) and yield progress along the way."""
         cancel = cancel or threading.Event()
         t0 = time.monotonic()
@@ -184,7 +191,7 @@ class Indexer:
         yield replace(prog)
         if scope is None:
             self.store.purge_orphans()  # what a crash left half-written
-        todo, gone, scan_problems, unchanged, rows = self.plan(roots, scope)
+        todo, gone, scan_problems, unchanged, rows = self.plan(roots, scope, library)
         self._wrote = False
         bad_files = sum(1 for p in scan_problems if not p.folder)
         prog.files_total = prog.files_done = prog.files_failed = bad_files

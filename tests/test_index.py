@@ -339,6 +339,42 @@ def test_every_format_is_searchable(make_engine, tmp_path):
     assert Path(hit.path).name == "fib.py" and hit.kind == "code"
 
 
+def test_folder_removed_from_the_library_is_forgotten_by_the_next_full_run(make_engine,
+                                                                             tmp_path):
+    # A folder removed while another model was in use leaves its rows in this model's table
+    # (only the tables in use are cleaned at once); the next full run here forgets them, and
+    # keeps the rest, the folders on a drive that is not plugged in included.
+    notes, pdf = write_corpus(tmp_path / "kept")
+    (tmp_path / "dropped").mkdir()
+    (tmp_path / "dropped" / "old.txt").write_text("Minutes of the allotment society on kale.")
+    (tmp_path / "drive").mkdir()
+    (tmp_path / "drive" / "trip.txt").write_text("Packing list for the kayak trip.")
+    engine = make_engine()
+    run(engine, [tmp_path / "kept", tmp_path / "dropped", tmp_path / "drive"])
+    assert keyword_paths(engine, "kale") == [str(tmp_path / "dropped" / "old.txt")]
+
+    engine.state.folders.pop(str(tmp_path / "dropped"))
+    engine.state.save(engine.data_dir)
+    shutil.move(tmp_path / "drive", tmp_path / "unplugged")
+    last = run(engine)[-1]
+    assert last.files_removed == 1 and last.files_unchanged == 2
+    assert keyword_paths(engine, "kale") == []
+    assert keyword_paths(engine, "kayak") == [str(tmp_path / "drive" / "trip.txt")]
+    assert set(engine.store.file_rows()) == {str(notes), str(pdf),
+                                             str(tmp_path / "drive" / "trip.txt")}
+    assert (tmp_path / "dropped" / "old.txt").exists()  # only the index forgets it
+
+    # A run of one folder by name forgets them too; a watcher's scoped sync does not look.
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x.txt").write_text("Kale soup for the allotment society.")
+    run(engine, [tmp_path / "other"])
+    engine.state.folders.pop(str(tmp_path / "other"))
+    run(engine, scope=[str(notes)])
+    assert keyword_paths(engine, "kale") == [str(tmp_path / "other" / "x.txt")]
+    run(engine, [tmp_path / "kept"])
+    assert keyword_paths(engine, "kale") == []
+
+
 def test_missing_known_folder_is_reported_and_keeps_its_index(make_engine, tmp_path):
     write_corpus(tmp_path / "one")
     (tmp_path / "two").mkdir()
