@@ -61,6 +61,9 @@ class _Handler(FileSystemEventHandler):
         self.watcher.mark((os.fsdecode(p) for p in paths), moved_dir=moved_dir)
 
 
+FALLBACK_POLL_SECONDS = 10.0  # a folder the system cannot watch is walked this often
+
+
 class FolderWatcher:
     """Dirty paths under the watched roots, with the time of their last event."""
 
@@ -76,18 +79,35 @@ class FolderWatcher:
         self._event = threading.Event()
         self._handler = _Handler(self)
         self._stale = False  # a folder moved: the watches no longer match the tree
+        self.polled: dict[str, str] = {}  # folder -> why the system could not watch it
+
+    def _poller(self, interval: float) -> BaseObserver:
+        return PollingObserverVFS(os.lstat, self._listdir, polling_interval=interval)
 
     def start(self) -> None:
         # One observer per folder: watchdog's inotify observer keeps one descriptor for all
         # its folders, so a directory moved from one watched folder to another shares a watch
         # between them and loses it. Separate observers keep separate descriptors.
-        self._observers = [PollingObserverVFS(os.lstat, self._listdir,
-                                              polling_interval=self.poll_interval)
-                           if self.polling else Observer() for _ in self.roots]
-        for root, observer in zip(self.roots, self._observers, strict=True):
+        self._observers = []
+        for root in self.roots:
+            observer = self._poller(self.poll_interval) if self.polling else Observer()
             if os.path.isdir(root):  # (a folder deleted while watched is not watched again)
                 observer.schedule(self._handler, root, recursive=True)
-            observer.start()
+            try:
+                observer.start()
+            except OSError as exc:
+                if self.polling:
+                    raise
+                # inotify's limits (fs.inotify.max_user_watches, one watch per folder, or
+                # max_user_instances): the folder is still kept in sync, by walking it.
+                log.warning("the system cannot watch %s (%s); it is checked every %.0f s "
+                            "instead (on Linux, raise fs.inotify.max_user_watches)",
+                            root, exc.strerror or exc, FALLBACK_POLL_SECONDS)
+                self.polled[root] = exc.strerror or str(exc)
+                observer = self._poller(FALLBACK_POLL_SECONDS)
+                observer.schedule(self._handler, root, recursive=True)
+                observer.start()
+            self._observers.append(observer)
 
     @property
     def stale(self) -> bool:

@@ -12,6 +12,7 @@ test run many times with other seeds.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -447,6 +448,35 @@ def test_polling_mode_follows_changes(make_engine, tmp_path):
             engine, "blackcurrant") == ["moved/one.txt"], 30, "move and delete")
         runs = rs.wait_idle(since=since)
         assert sum(r.files_reused for r in runs) == 1 and sum(r.tokens for r in runs) == 0
+        assert_index_matches_disk(engine, [docs])
+
+
+def test_folder_the_system_cannot_watch_is_walked_instead(make_engine, tmp_path, monkeypatch):
+    # Linux allows a user so many inotify watches (one per folder) and instances; past them
+    # watchdog's observer fails to start (OSError ENOSPC or EMFILE). The folder is then kept in
+    # sync by walking it, and the log says which limit to raise.
+    from watchdog.observers import Observer
+
+    class LimitReached(Observer):  # the real observer, failing as watchdog fails at the limit
+        def start(self) -> None:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr("desktop.watcher.Observer", LimitReached)
+    monkeypatch.setattr("desktop.watcher.FALLBACK_POLL_SECONDS", 0.3)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "one.txt").write_text(note(1, "gooseberry"))
+    engine = make_engine()
+    with RunningSyncer(engine, [docs], FAST) as rs:
+        watcher = rs.syncer.watcher
+        assert watcher.polled == {str(docs): "inotify watch limit reached"}
+        assert watcher.live and all(type(o).__name__.startswith("PollingObserver")
+                                    for o in watcher._observers)
+        (docs / "two.txt").write_text(note(2, "elderberry"))
+        rs.wait_for(lambda: keyword(engine, "elderberry") == ["docs/two.txt"], 30, "create")
+        (docs / "one.txt").unlink()
+        rs.wait_for(lambda: keyword(engine, "gooseberry") == [], 30, "delete")
+        rs.wait_idle()
         assert_index_matches_disk(engine, [docs])
 
 
