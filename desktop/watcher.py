@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -33,6 +34,23 @@ def _not_stop_noise(record: logging.LogRecord) -> bool:
 
 
 logging.getLogger("watchdog.observers.inotify").addFilter(_not_stop_noise)
+
+_watchers: weakref.WeakSet[FolderWatcher] = weakref.WeakSet()  # started, not yet stopped
+
+
+def _events_lost(record: logging.LogRecord) -> bool:
+    # When a burst of changes overflows the kernel's inotify queue, watchdog sets its watches
+    # up again but tells its handlers nothing, only its log: whatever changed in the lost
+    # events would never be indexed. Every watched folder is then looked at again in full.
+    if "overflow" in record.getMessage():
+        for watcher in list(_watchers):
+            watcher.events_lost()
+    return True
+
+
+_inotify_log = logging.getLogger("watchdog.observers.inotify_c")
+_inotify_log.setLevel(logging.WARNING)  # the filter must run whatever the root level is
+_inotify_log.addFilter(_events_lost)
 # ...and warns when a moved folder's watch collides with its old one: the watches are renewed
 # after folders move (Syncer), so the warning tells the person nothing they could act on.
 warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning,
@@ -81,6 +99,13 @@ class FolderWatcher:
         self._stale = False  # a folder moved: the watches no longer match the tree
         self.polled: dict[str, str] = {}  # folder -> why the system could not watch it
 
+    def events_lost(self) -> None:
+        """Change events were dropped (the kernel's queue overflowed): every folder is marked
+        changed, so the next sync walks it all and finds what the lost events would have
+        said."""
+        log.warning("change events were lost; looking at every watched folder again")
+        self.mark(r for r in self.roots if os.path.isdir(r))
+
     def _poller(self, interval: float) -> BaseObserver:
         return PollingObserverVFS(os.lstat, self._listdir, polling_interval=interval)
 
@@ -108,6 +133,7 @@ class FolderWatcher:
                 observer.schedule(self._handler, root, recursive=True)
                 observer.start()
             self._observers.append(observer)
+        _watchers.add(self)
 
     @property
     def stale(self) -> bool:
@@ -123,6 +149,7 @@ class FolderWatcher:
         self.start()
 
     def stop(self) -> None:
+        _watchers.discard(self)
         for observer in self._observers:
             observer.stop()
         for observer in self._observers:

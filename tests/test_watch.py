@@ -480,6 +480,45 @@ def test_folder_the_system_cannot_watch_is_walked_instead(make_engine, tmp_path,
         assert_index_matches_disk(engine, [docs])
 
 
+QUEUE_LIMIT = Path("/proc/sys/fs/inotify/max_queued_events")
+
+
+@pytest.mark.skipif(not (QUEUE_LIMIT.exists() and os.access(QUEUE_LIMIT, os.W_OK)),
+                    reason="needs Linux and root, to shrink the kernel's inotify queue")
+def test_changes_lost_when_the_event_queue_overflows_are_still_indexed(make_engine, tmp_path,
+                                                                       caplog):
+    # A burst of changes (an unzip, a checkout) can overflow the kernel's inotify queue: the
+    # events are dropped. Here the queue of the watcher's inotify instance holds 8 events (the
+    # limit is read when an instance is made, and set back at once), so a burst of files
+    # overflows it for real.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "first.txt").write_text(note(0, "quince"))
+    engine = make_engine()
+    saved = QUEUE_LIMIT.read_text()
+    QUEUE_LIMIT.write_text("8\n")
+    try:
+        rs = RunningSyncer(engine, [docs], FAST)
+        rs.thread.start()
+        rs.wait_for(lambda: rs.syncer.watcher is not None and rs.syncer.watcher.live, 60,
+                    "the watcher")
+    finally:
+        QUEUE_LIMIT.write_text(saved)
+    try:
+        rs.wait_idle(120)
+        # Into a folder already watched (a new folder is walked when it appears anyway).
+        for i in range(1, 200):
+            (docs / f"n{i:03d}.txt").write_text(note(i, f"medlar{i}"))
+        (docs / "first.txt").unlink()
+        rs.wait_idle(120, settle=2.0)
+        assert any("overflow" in r.getMessage() for r in caplog.records), "no overflow"
+        assert keyword(engine, "medlar199") == ["docs/n199.txt"]
+        assert keyword(engine, "quince") == []
+        assert_index_matches_disk(engine, [docs])
+    finally:
+        rs.stop()
+
+
 # -- one writer; status ----------------------------------------------------------------------
 
 def test_one_writer_while_watching_search_and_status_still_work(make_engine, tmp_path):
