@@ -319,7 +319,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
                                  f"{prog.files_done - prog.files_reused:,} indexed, "
                                  f"{prog.files_reused:,} moved, {prog.files_removed:,} removed")
 
-        syncer.run(cancel, report)
+        def failed(exc: Exception, retry_in: float) -> None:
+            line.message(f"{time.strftime('%H:%M:%S')} ! could not update the index: {exc} "
+                         f"(trying again in {retry_in:.0f} s)")
+
+        syncer.run(cancel, report, failed)
     print("Stopped.", file=sys.stderr)
     return 0
 

@@ -33,6 +33,8 @@ class SyncSettings:
     poll_interval: float = 1.0
     optimize_after_idle: float = 20.0  # seconds of calm before compaction and FTS refresh
     heartbeat: float = 2.0
+    retry_first: float = 2.0  # a failed sync is tried again after this, then twice as long
+    retry_max: float = 300.0  # ...up to this (a full disk, a store that cannot be written)
 
 
 class Syncer:
@@ -51,8 +53,16 @@ class Syncer:
         self.renewals = 0  # times the watches were set up again after folders moved
 
     def run(self, cancel: threading.Event,
-            on_progress: Callable[[Progress], None] | None = None) -> None:
+            on_progress: Callable[[Progress], None] | None = None,
+            on_error: Callable[[Exception, float], None] | None = None) -> None:
+        """Catch up, then keep the folders in sync until `cancel` is set.
+
+        A failing start-up catch-up raises. Once watching, a sync that fails (the disk is full,
+        the store cannot be written) does not end the loop: its paths stay pending and are
+        tried again after a back-off; `on_error(exc, retry_in_seconds)` is told each time.
+        """
         report = on_progress or (lambda p: None)
+        self._on_error = on_error or (lambda exc, delay: None)
         self.lock.acquire()
         try:
             roots = self.engine.prepare_roots(self.roots)
@@ -76,10 +86,13 @@ class Syncer:
         assert watcher is not None
         dirty_since_optimize = False
         last_write = last_beat = time.monotonic()
+        failures, retry_at = 0, 0.0
         while not cancel.is_set():
             wait = watcher.next_ready_in(s.quiet, s.max_wait)
             if wait is None:
                 self.idle.set()
+            elif retry_at:  # backing off after a failed sync: its paths wait in the watcher
+                wait = max(wait, retry_at - time.monotonic())
             watcher.wait(min(s.heartbeat, wait if wait is not None else s.heartbeat))
             now = time.monotonic()
             if now - last_beat >= s.heartbeat:
@@ -89,26 +102,46 @@ class Syncer:
                 # Cleared before the drain: once a path leaves the dirty set, idle must not
                 # read as set until it is indexed (a path marked later is never ready at once).
                 self.idle.clear()
+            if now < retry_at:
+                continue
             paths = watcher.drain(s.quiet, s.max_wait)
+            try:
+                if paths:
+                    self._sync(roots, paths, cancel, report)
+                    dirty_since_optimize = True
+                    last_write = time.monotonic()
+                elif dirty_since_optimize and now - last_write >= s.optimize_after_idle:
+                    self.engine.store.optimize()
+                    dirty_since_optimize = False
+            except Exception as exc:
+                # Nothing half-done is visible (passages are written before their file row,
+                # stale ones deleted after), so the same paths are simply tried again later.
+                watcher.mark(paths)
+                failures += 1
+                delay = min(s.retry_max, s.retry_first * 2 ** (failures - 1))
+                retry_at = time.monotonic() + delay
+                log.error("sync failed, trying again in %.0f s: %s", delay, exc, exc_info=exc)
+                self._on_error(exc, delay)
+                continue
             if paths:
-                for prog in self.engine.index(roots, cancel=cancel, excludes=self.excludes,
-                                              scope=paths, optimize=False, lock=self.lock):
-                    report(prog)
-                self.syncs += 1
-                if watcher.stale and not cancel.is_set():
-                    # A folder moved: watchdog may now report changes inside it under its old
-                    # path, or not at all. Fresh watches, then one scan for what they missed.
-                    watcher.renew()
-                    present = [r for r in roots if os.path.isdir(r)]
-                    for prog in self.engine.index(present, cancel=cancel,
-                                                  excludes=self.excludes, optimize=False,
-                                                  lock=self.lock) if present else ():
-                        report(prog)
-                    self.renewals += 1
-                dirty_since_optimize = True
-                last_write = time.monotonic()
+                failures, retry_at = 0, 0.0
                 if not watcher.pending():
                     self.idle.set()
-            elif dirty_since_optimize and now - last_write >= s.optimize_after_idle:
-                self.engine.store.optimize()
-                dirty_since_optimize = False
+
+    def _sync(self, roots: list[str], paths: set[str], cancel: threading.Event,
+              report: Callable[[Progress], None]) -> None:
+        watcher = self.watcher
+        assert watcher is not None
+        for prog in self.engine.index(roots, cancel=cancel, excludes=self.excludes,
+                                      scope=paths, optimize=False, lock=self.lock):
+            report(prog)
+        self.syncs += 1
+        if watcher.stale and not cancel.is_set():
+            # A folder moved: watchdog may now report changes inside it under its old path,
+            # or not at all. Fresh watches, then one scan for what they missed.
+            watcher.renew()
+            present = [r for r in roots if os.path.isdir(r)]
+            for prog in self.engine.index(present, cancel=cancel, excludes=self.excludes,
+                                          optimize=False, lock=self.lock) if present else ():
+                report(prog)
+            self.renewals += 1

@@ -480,6 +480,39 @@ def test_folder_the_system_cannot_watch_is_walked_instead(make_engine, tmp_path,
         assert_index_matches_disk(engine, [docs])
 
 
+def test_a_failing_sync_is_tried_again_and_nothing_is_lost(make_engine, tmp_path, caplog):
+    # The disk fills up while watching: the store's writes fail. The watcher keeps going, the
+    # failed paths stay pending and are tried again after a back-off, and once writes work
+    # again the index catches up; nothing half-written is ever shown.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "one.txt").write_text(note(1, "mulberry"))
+    engine = make_engine()
+    settings = SyncSettings(quiet=0.2, optimize_after_idle=3600.0, retry_first=0.3)
+    with RunningSyncer(engine, [docs], settings) as rs:
+        real_write, fails = engine.store.write, []
+
+        def full_disk(*args, **kw):
+            if len(fails) < 3:
+                fails.append(time.monotonic())
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_write(*args, **kw)
+
+        engine.store.write = full_disk
+        (docs / "two.txt").write_text(note(2, "cloudberry"))
+        (docs / "one.txt").write_text(note(1, "lingonberry"))
+        rs.wait_for(lambda: keyword(engine, "cloudberry") == ["docs/two.txt"], 60, "retry")
+        rs.wait_idle()
+        assert len(fails) == 3
+        gaps = [b - a for a, b in zip(fails, fails[1:], strict=False)]
+        assert gaps[0] >= 0.3 and gaps[1] >= 0.6  # backing off: 0.3 s, then 0.6 s
+        errors = [r for r in caplog.records if "sync failed" in r.getMessage()]
+        assert len(errors) == 3 and "No space left" in errors[0].getMessage()
+        assert keyword(engine, "lingonberry") == ["docs/one.txt"]
+        assert keyword(engine, "mulberry") == []
+        assert_index_matches_disk(engine, [docs])
+
+
 QUEUE_LIMIT = Path("/proc/sys/fs/inotify/max_queued_events")
 
 

@@ -88,6 +88,7 @@ class IndexWorker(QObject):
         self._last_emit = 0.0
         self._last_counts = 0.0
         self._counted_files = -1
+        self._last_sync_error = ""
         self._last_phase = ""
 
     # -- requests: called from the GUI thread ------------------------------------------------
@@ -185,7 +186,7 @@ class IndexWorker(QObject):
         self._last_counts, self._counted_files = time.monotonic(), -1
         syncer = Syncer(engine, None, self.sync_settings, self.excludes)
         try:
-            syncer.run(cancel, self._on_progress)
+            syncer.run(cancel, self._on_progress, self._on_sync_error)
         except DataDirBusy as exc:
             if not self._busy_until:  # told once; then tried again every few seconds
                 self.failed.emit(str(exc), "")
@@ -225,10 +226,20 @@ class IndexWorker(QObject):
         if prog.phase == "done":  # the engine has recorded the run: status is current
             self._index_finished(prog)
 
+    def _on_sync_error(self, exc: Exception, retry_in: float) -> None:
+        """A live sync failed; the Syncer tries it again. Said once per kind of failure."""
+        message = self.tr("Could not update the index ({0}); trying again").format(exc)
+        if message != self._last_sync_error:
+            self._last_sync_error = message
+            details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            self.failed.emit(message, details)
+        log.info("next try in %.0f s", retry_in)
+
     def _index_finished(self, prog: Progress | None) -> None:
         """Called in this thread when an indexing run (catch-up or live sync) has ended."""
         if prog is None or prog.phase != "done":
             return  # cancelled: the sync loop ends, _sync() reports
+        self._last_sync_error = ""  # a later failure is news again
         if self.engine is not self.search_engine:
             self._swap_engine()
         if prog.files_done or prog.files_removed or self.state != WATCHING:
