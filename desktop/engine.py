@@ -171,10 +171,11 @@ class Engine:
             if missing:  # part of this run's problems (a copy: the indexer owns its list)
                 prog = replace(prog, problems=[*missing, *prog.problems])
             if prog.phase == "done":  # the run is recorded first, so a status taken on
-                self._record_run(roots, scope, prog)  # "done" is never one step behind
+                self._record_run(roots, scope, prog, excludes)  # "done" is current
             yield prog
 
-    def _record_run(self, roots: list[str], scope: set[str] | None, last: Progress) -> None:
+    def _record_run(self, roots: list[str], scope: set[str] | None, last: Progress,
+                    excludes: Sequence[str] = ()) -> None:
         now = time.time()
         # Problems of files that have a row (failed/skipped) are shown from the store;
         # the rest (unlistable folders, broken links, files that vanished) are kept here.
@@ -189,6 +190,8 @@ class Engine:
         for root in roots:
             folder = self.state.add_folder(root)
             folder.last_sync = now
+            if scope is None:  # what status counts as pending is what this run would index
+                folder.excludes = list(excludes)
             kept = {} if synced is None else {
                 p: r for p, r in folder.problems.items()
                 if not any(is_under(p, s) for s in synced) and p not in rows}
@@ -228,7 +231,9 @@ class Engine:
         if not os.path.isdir(root):
             return []
         out, seen = [], set()
-        for item in scan_folder(root, (self.own_files,)):
+        folder = self.state.folders.get(root)
+        excludes = (*(folder.excludes if folder else ()), self.own_files)
+        for item in scan_folder(root, excludes):
             if isinstance(item, ScanProblem):
                 continue
             seen.add(item.path)

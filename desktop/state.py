@@ -45,6 +45,7 @@ class FolderState:
     added_at: float = field(default_factory=time.time)
     last_sync: float | None = None
     problems: dict[str, str] = field(default_factory=dict)  # path -> reason, last run only
+    excludes: list[str] = field(default_factory=list)  # --exclude globs of its last full run
 
 
 def _known(kind: type, values: dict[str, Any]) -> Any:

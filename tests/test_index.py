@@ -375,6 +375,24 @@ def test_folder_removed_from_the_library_is_forgotten_by_the_next_full_run(make_
     assert keyword_paths(engine, "kale") == []
 
 
+def test_status_counts_as_pending_only_what_the_run_would_index(make_engine, tmp_path):
+    notes, pdf = write_corpus(tmp_path / "docs")
+    (tmp_path / "docs" / "debug.log").write_text("A log line about the zebra escape.")
+    engine = make_engine()
+    run(engine, [tmp_path / "docs"], excludes=["*.log"])
+    (folder,) = engine.status()["folders"]
+    assert folder["pending"] == 0 and folder["files_indexed"] == 2
+    assert keyword_paths(engine, "zebra") == [str(notes)]
+    # The patterns are the folder's last full run's: a new file is pending, a new log is not.
+    (tmp_path / "docs" / "new.txt").write_text("Fresh note.")
+    (tmp_path / "docs" / "more.log").write_text("Another log line.")
+    (folder,) = engine.status()["folders"]
+    assert folder["pending_files"] == [str(tmp_path / "docs" / "new.txt")]
+    run(engine, [tmp_path / "docs"])  # without --exclude: the logs are indexed now
+    (folder,) = engine.status()["folders"]
+    assert folder["pending"] == 0 and folder["files_indexed"] == 5
+
+
 def test_missing_known_folder_is_reported_and_keeps_its_index(make_engine, tmp_path):
     write_corpus(tmp_path / "one")
     (tmp_path / "two").mkdir()
