@@ -149,6 +149,7 @@ class Engine:
         lock.acquire()
         try:
             if scope is None:
+                self._adopt_folders_added_elsewhere()
                 roots, missing = self._resolve_roots(paths)
             else:
                 scope = set(scope)
@@ -158,6 +159,13 @@ class Engine:
         finally:
             if own_lock:
                 lock.release()
+
+    def _adopt_folders_added_elsewhere(self) -> None:
+        """Folders another process added since this engine read the state file (a window
+        that stood paused while `semdex index` ran) join this library, rather than have a
+        full run forget their index as no longer wanted."""
+        for path, folder in State.load(self.data_dir).folders.items():
+            self.state.folders.setdefault(path, folder)
 
     def _index(self, roots: list[str], missing: list[tuple[str, str]],
                cancel: threading.Event | None, excludes: Sequence[str], overlap: int | None,

@@ -35,6 +35,8 @@ class SyncSettings:
     heartbeat: float = 2.0
     retry_first: float = 2.0  # a failed sync is tried again after this, then twice as long
     retry_max: float = 300.0  # ...up to this (a full disk, a store that cannot be written)
+    rescan_every: float = 600.0  # seconds between walks of every folder: a safety net for
+    # changes no event told of (a subfolder past the inotify watch limit, a network drive)
 
 
 class Syncer:
@@ -87,6 +89,7 @@ class Syncer:
         dirty_since_optimize = False
         last_write = last_beat = time.monotonic()
         failures, retry_at = 0, 0.0
+        last_rescan = time.monotonic()
         while not cancel.is_set():
             wait = watcher.next_ready_in(s.quiet, s.max_wait)
             if wait is None:
@@ -96,8 +99,14 @@ class Syncer:
             watcher.wait(min(s.heartbeat, wait if wait is not None else s.heartbeat))
             now = time.monotonic()
             if now - last_beat >= s.heartbeat:
-                self.lock.touch(pending=watcher.pending(), live=watcher.live)
+                try:
+                    self.lock.touch(pending=watcher.pending(), live=watcher.live)
+                except OSError as exc:  # only what `status` shows of the watcher: go on
+                    log.warning("could not note the watcher's state: %s", exc)
                 last_beat = now
+            if now - last_rescan >= s.rescan_every:
+                watcher.mark(r for r in roots if os.path.isdir(r))
+                last_rescan = now
             if watcher.pending():
                 # Cleared before the drain: once a path leaves the dirty set, idle must not
                 # read as set until it is indexed (a path marked later is never ready at once).
@@ -111,8 +120,13 @@ class Syncer:
                     dirty_since_optimize = True
                     last_write = time.monotonic()
                 elif dirty_since_optimize and now - last_write >= s.optimize_after_idle:
-                    self.engine.store.optimize()
-                    dirty_since_optimize = False
+                    try:
+                        self.engine.store.optimize()
+                    except Exception as exc:  # housekeeping: tried again after more calm
+                        log.warning("could not compact the index: %s", exc, exc_info=exc)
+                        last_write = time.monotonic()
+                    else:
+                        dirty_since_optimize = False
             except Exception as exc:
                 # Nothing half-done is visible (passages are written before their file row,
                 # stale ones deleted after), so the same paths are simply tried again later.

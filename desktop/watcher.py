@@ -115,14 +115,17 @@ class FolderWatcher:
         # between them and loses it. Separate observers keep separate descriptors.
         self._observers = []
         for root in self.roots:
-            observer = self._poller(self.poll_interval) if self.polling else Observer()
-            if os.path.isdir(root):  # (a folder deleted while watched is not watched again)
-                observer.schedule(self._handler, root, recursive=True)
-            try:
+            observer: BaseObserver | None = None
+            try:  # (watchdog opens the inotify descriptor when the observer is made)
+                observer = self._poller(self.poll_interval) if self.polling else Observer()
+                if os.path.isdir(root):  # (a folder deleted while watched is not watched again)
+                    observer.schedule(self._handler, root, recursive=True)
                 observer.start()
             except OSError as exc:
                 if self.polling:
                     raise
+                if observer is not None:  # its descriptor and reader thread are let go
+                    observer.stop()
                 # inotify's limits (fs.inotify.max_user_watches, one watch per folder, or
                 # max_user_instances): the folder is still kept in sync, by walking it.
                 log.warning("the system cannot watch %s (%s); it is checked every %.0f s "
@@ -144,9 +147,13 @@ class FolderWatcher:
     def renew(self) -> None:
         """Set up every watch afresh. Changes made meanwhile are not reported: the caller
         rescans the folders after this."""
-        self._stale = False
+        self._stale = False  # (before: a folder moved while the watches are renewed counts)
         self.stop()
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self._stale = True  # tried again at the next sync
+            raise
 
     def stop(self) -> None:
         _watchers.discard(self)

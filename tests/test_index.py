@@ -364,6 +364,15 @@ def test_folder_removed_from_the_library_is_forgotten_by_the_next_full_run(make_
                                              str(tmp_path / "drive" / "trip.txt")}
     assert (tmp_path / "dropped" / "old.txt").exists()  # only the index forgets it
 
+    # A folder another process added (its engine saved the state file) is not forgotten by
+    # this engine, whose state was read before.
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "t.txt").write_text("Kohlrabi recipes from the other process.")
+    other = make_engine()
+    run(other, [tmp_path / "theirs"])
+    run(engine, [tmp_path / "kept"])
+    assert keyword_paths(engine, "kohlrabi") == [str(tmp_path / "theirs" / "t.txt")]
+
     # A run of one folder by name forgets them too; a watcher's scoped sync does not look.
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "x.txt").write_text("Kale soup for the allotment society.")

@@ -12,6 +12,7 @@ test run many times with other seeds.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import os
@@ -451,31 +452,74 @@ def test_polling_mode_follows_changes(make_engine, tmp_path):
         assert_index_matches_disk(engine, [docs])
 
 
-def test_folder_the_system_cannot_watch_is_walked_instead(make_engine, tmp_path, monkeypatch):
-    # Linux allows a user so many inotify watches (one per folder) and instances; past them
-    # watchdog's observer fails to start (OSError ENOSPC or EMFILE). The folder is then kept in
-    # sync by walking it, and the log says which limit to raise.
-    from watchdog.observers import Observer
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
+@pytest.mark.parametrize("limit", ["watches", "instances"])
+def test_folder_the_system_cannot_watch_is_walked_instead(make_engine, tmp_path, monkeypatch,
+                                                          limit):
+    # Linux allows a user so many inotify watches (one per folder) and instances. Past them
+    # the kernel calls fail (ENOSPC, EMFILE) and watchdog's observer cannot be made or started.
+    # The folder is then kept in sync by walking it, and the log says which limit to raise.
+    import threading
 
-    class LimitReached(Observer):  # the real observer, failing as watchdog fails at the limit
-        def start(self) -> None:
-            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+    from watchdog.observers import inotify_c
 
-    monkeypatch.setattr("desktop.watcher.Observer", LimitReached)
+    def refused(*args):
+        ctypes.set_errno(errno.ENOSPC if limit == "watches" else errno.EMFILE)
+        return -1
+
+    name = "inotify_add_watch" if limit == "watches" else "inotify_init"
+    monkeypatch.setattr(inotify_c, name, refused)
     monkeypatch.setattr("desktop.watcher.FALLBACK_POLL_SECONDS", 0.3)
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "one.txt").write_text(note(1, "gooseberry"))
     engine = make_engine()
+    threads = {t.ident for t in threading.enumerate()}
     with RunningSyncer(engine, [docs], FAST) as rs:
         watcher = rs.syncer.watcher
-        assert watcher.polled == {str(docs): "inotify watch limit reached"}
+        reason = {"watches": "watch", "instances": "instance"}[limit]
+        assert watcher.polled == {str(docs): f"inotify {reason} limit reached"}
         assert watcher.live and all(type(o).__name__.startswith("PollingObserver")
                                     for o in watcher._observers)
         (docs / "two.txt").write_text(note(2, "elderberry"))
         rs.wait_for(lambda: keyword(engine, "elderberry") == ["docs/two.txt"], 30, "create")
         (docs / "one.txt").unlink()
         rs.wait_for(lambda: keyword(engine, "gooseberry") == [], 30, "delete")
+        rs.wait_idle()
+        assert_index_matches_disk(engine, [docs])
+    # The observer that failed left no reader thread behind.
+    left = [t.name for t in threading.enumerate()
+            if t.ident not in threads and not t.name.startswith("LanceDB")]
+    assert left == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
+def test_a_subfolder_past_the_watch_limit_is_caught_by_the_periodic_walk(make_engine, tmp_path,
+                                                                         monkeypatch):
+    # Past the inotify watch limit watchdog quietly leaves subfolders unwatched (only the top
+    # folder's failure is raised): no event ever comes from them. Every folder is walked again
+    # now and then (every 10 minutes; here every second), which finds what changed there.
+    from watchdog.observers import inotify_c
+
+    real_add_watch = inotify_c.inotify_add_watch
+
+    def limited(fd, path, mask):
+        if os.fsdecode(path).endswith(os.sep + "deep"):
+            ctypes.set_errno(errno.ENOSPC)
+            return -1
+        return real_add_watch(fd, path, mask)
+
+    monkeypatch.setattr(inotify_c, "inotify_add_watch", limited)
+    docs = tmp_path / "docs"
+    (docs / "deep").mkdir(parents=True)
+    (docs / "top.txt").write_text(note(1, "rowanberry"))
+    engine = make_engine()
+    settings = SyncSettings(quiet=0.2, optimize_after_idle=3600.0, rescan_every=1.0)
+    with RunningSyncer(engine, [docs], settings) as rs:
+        assert rs.syncer.watcher.polled == {}  # the top folder is watched
+        (docs / "deep" / "unseen.txt").write_text(note(2, "salmonberry"))
+        rs.wait_for(lambda: keyword(engine, "salmonberry") == ["deep/unseen.txt"], 30,
+                    "the periodic walk")
         rs.wait_idle()
         assert_index_matches_disk(engine, [docs])
 

@@ -227,13 +227,15 @@ class IndexWorker(QObject):
             self._index_finished(prog)
 
     def _on_sync_error(self, exc: Exception, retry_in: float) -> None:
-        """A live sync failed; the Syncer tries it again. Said once per kind of failure."""
-        message = self.tr("Could not update the index ({0}); trying again").format(exc)
-        if message != self._last_sync_error:
-            self._last_sync_error = message
+        """A live sync failed; the Syncer keeps watching and tries it again. Said once per
+        kind of failure (its type and errno: the text may hold a changing path)."""
+        kind = f"{type(exc).__name__}:{getattr(exc, 'errno', '')}"
+        if kind != self._last_sync_error:
+            self._last_sync_error = kind
             details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            self.failed.emit(message, details)
-        log.info("next try in %.0f s", retry_in)
+            self.failed.emit(self.tr("Could not update the index ({0}); trying again").format(
+                exc), details)
+        self._set_state(WATCHING)  # not "indexing" for the minutes of a back-off
 
     def _index_finished(self, prog: Progress | None) -> None:
         """Called in this thread when an indexing run (catch-up or live sync) has ended."""
@@ -280,6 +282,7 @@ class IndexWorker(QObject):
     def _do_resume(self) -> None:
         self._paused = False
         self._busy_until = 0.0
+        self._last_sync_error = ""
 
     def _do_refresh(self) -> None:
         self._emit_status()
