@@ -89,6 +89,7 @@ class IndexWorker(QObject):
         self._last_counts = 0.0
         self._counted_files = -1
         self._last_sync_error = ""
+        self._catching_up = False
         self._last_phase = ""
 
     # -- requests: called from the GUI thread ------------------------------------------------
@@ -184,6 +185,7 @@ class IndexWorker(QObject):
             self._cancel = cancel = threading.Event()
         self._last_phase = ""
         self._last_counts, self._counted_files = time.monotonic(), -1
+        self._catching_up = True  # the Syncer starts with a run over every folder
         syncer = Syncer(engine, None, self.sync_settings, self.excludes)
         try:
             syncer.run(cancel, self._on_progress, self._on_sync_error)
@@ -211,7 +213,10 @@ class IndexWorker(QObject):
         now = time.monotonic()
         changed = prog.phase != self._last_phase
         self._last_phase = prog.phase
-        if prog.phase in ("scanning", "indexing", "finishing"):
+        if (self._catching_up and prog.phase in ("scanning", "indexing", "finishing")
+                or prog.phase == "indexing" and prog.files_total):
+            # (not for a live sync that finds nothing to read: the periodic walk of every
+            # folder, a deletion, would flash "Indexing" every time)
             self._set_state(INDEXING)
         if changed or now - self._last_emit >= _PROGRESS_EVERY:
             self._last_emit = now
@@ -242,6 +247,7 @@ class IndexWorker(QObject):
         if prog is None or prog.phase != "done":
             return  # cancelled: the sync loop ends, _sync() reports
         self._last_sync_error = ""  # a later failure is news again
+        self._catching_up = False
         if self.engine is not self.search_engine:
             self._swap_engine()
         if prog.files_done or prog.files_removed or self.state != WATCHING:
