@@ -171,15 +171,6 @@ def _load_model(engine) -> None:
 
 # -- index ---------------------------------------------------------------------------------
 
-def _fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "--"
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
 class ProgressLine:
     """One updating line on a terminal; a line every few seconds in a log."""
 
@@ -216,13 +207,15 @@ class ProgressLine:
 
 
 def _describe(prog) -> str:
+    from .indexer import format_duration  # (loaded by then: indexing has begun)
+
     if prog.phase == "scanning":
         return "Scanning folders…"
     if prog.phase == "finishing":
         return "Updating the full-text index…"
     return (f"Indexing {prog.files_done:,}/{prog.files_total:,} files · "
             f"{prog.chunks:,} passages · {prog.tokens_per_s:,.0f} tok/s · "
-            f"ETA {_fmt_time(prog.eta_s)}")
+            f"ETA {format_duration(prog.eta_s, compact=True)}")
 
 
 def _ready_to_write(engine, args: argparse.Namespace) -> None:
@@ -238,6 +231,7 @@ def _ready_to_write(engine, args: argparse.Namespace) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from .indexer import format_duration
     from .lock import WriterLock
 
     engine = _engine(args)
@@ -268,7 +262,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         "tokens_per_s": round(last.tokens_per_s, 1),
         "problems": [{"path": p, "reason": r} for p, r in last.problems],
     }
-    print(f"Done in {_fmt_time(last.elapsed)}: {summary['files_indexed']:,} files indexed "
+    took = format_duration(last.elapsed, compact=True)
+    print(f"Done in {took}: {summary['files_indexed']:,} files indexed "
           f"({last.chunks:,} passages), {last.files_unchanged:,} unchanged, "
           f"{last.files_removed:,} removed, {last.files_failed:,} failed, "
           f"{last.files_skipped:,} skipped.", file=sys.stderr)

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.indexer import Progress
+from desktop.indexer import Progress, format_duration
 from desktop.scan import is_under
 
 from . import worker as w
@@ -32,15 +32,6 @@ PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 REASON_ROLE = Qt.ItemDataRole.UserRole + 2
 LISTED = 100  # failed files listed under a folder; `semdex status --json` has them all
 _REBUILD_MS = 250  # live changes (failures found, counts) are drawn at most this often
-
-
-def fmt_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "…"
-    s = int(seconds)
-    if s >= 3600:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min"
-    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
 
 
 class LibraryPanel(QWidget):
@@ -316,7 +307,7 @@ class LibraryPanel(QWidget):
                 detail = self.tr("{0:,} of {1:,} files · {2:,} passages\n"
                                  "{3:,.0f} tokens/s · {4} left").format(
                     prog.files_done, prog.files_total, prog.chunks, prog.tokens_per_s,
-                    fmt_seconds(prog.eta_s))
+                    format_duration(prog.eta_s))
         elif state == w.PAUSED and prog is not None and prog.files_total > prog.files_done:
             detail = self.tr("{0:,} files left to index. Resume to go on.").format(
                 prog.files_total - prog.files_done)
