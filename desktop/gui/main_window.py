@@ -423,7 +423,7 @@ class MainWindow(QMainWindow):
                          seconds: float) -> None:
         if serial != self.searcher.latest:
             return
-        self.results.set_results(req.query, hits)
+        self.results.set_results(req.query, hits, req.mode)
         self.status_label.setText(self.tr("{0} results in {1:.0f} ms").format(
             len(hits), seconds * 1000))
         if hits:

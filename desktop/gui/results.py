@@ -24,7 +24,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from desktop.search import Hit, snippet
+from desktop.search import RRF_K, Hit, snippet
 
 HIT_ROLE = Qt.ItemDataRole.UserRole + 1
 SNIPPET_ROLE = Qt.ItemDataRole.UserRole + 2  # HTML, query words in <b>
@@ -77,6 +77,16 @@ def location(hit: Hit) -> str:
     return QApplication.translate("ResultsModel", "line {0}").format(hit.line_start or 1)
 
 
+def score_text(hit: Hit, mode: str) -> str:
+    """The score as a person can read it. Hybrid scores are reciprocal-rank sums (at most
+    2/61, first in both rankings): shown on a 0-1 scale of that best, not as 0.033."""
+    if mode == "hybrid":
+        return f"{min(1.0, hit.score / (2.0 / (RRF_K + 1))):.2f}"
+    if mode == "keyword":
+        return f"{hit.score:.1f}"  # BM25: unbounded
+    return f"{hit.score:.2f}"  # cosine similarity
+
+
 def short_folder(path: str) -> str:
     folder = os.path.dirname(path)
     home = str(Path.home())
@@ -93,10 +103,11 @@ class ResultsModel(QAbstractListModel):
         self._hits: list[Hit] = []
         self._snippets: list[str] = []
         self.query = ""
+        self.mode = "hybrid"
 
-    def set_results(self, query: str, hits: list[Hit]) -> None:
+    def set_results(self, query: str, hits: list[Hit], mode: str = "hybrid") -> None:
         self.beginResetModel()
-        self.query = query
+        self.query, self.mode = query, mode
         self._hits = list(hits)
         self._snippets = [emphasise(snippet(h.text, query), query) for h in hits]
         self.endResetModel()
@@ -121,7 +132,7 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return os.path.basename(hit.path)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{hit.path}\n{location(hit)} · {hit.score:.3f}"
+            return f"{hit.path}\n{location(hit)} · {self._score_tip(hit)}"
         if role == HIT_ROLE:
             return hit
         if role == SNIPPET_ROLE:
@@ -131,10 +142,20 @@ class ResultsModel(QAbstractListModel):
         if role == FOLDER_ROLE:
             return short_folder(hit.path)
         if role == SCORE_ROLE:
-            return hit.score
+            return score_text(hit, self.mode)
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{os.path.basename(hit.path)}, {location(hit)}"
         return None
+
+    def _score_tip(self, hit: Hit) -> str:
+        tr = QApplication.translate
+        text = score_text(hit, self.mode)
+        if self.mode == "hybrid":
+            return tr("ResultsModel", "score {0} (1.00: first by meaning and by keywords)"
+                      ).format(text)
+        if self.mode == "keyword":
+            return tr("ResultsModel", "keyword score (BM25) {0}").format(text)
+        return tr("ResultsModel", "similarity {0}").format(text)
 
 
 class ResultDelegate(QStyledItemDelegate):
@@ -175,7 +196,7 @@ class ResultDelegate(QStyledItemDelegate):
         painter.save()
         painter.setClipRect(opt.rect)
         fm_title, fm_small = QFontMetrics(title), QFontMetrics(small)
-        score = f"{index.data(SCORE_ROLE):.3f}"
+        score = index.data(SCORE_ROLE)
         score_w = fm_small.horizontalAdvance(score) + _PAD
         painter.setFont(small)
         painter.setPen(muted_color)
