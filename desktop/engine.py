@@ -119,6 +119,7 @@ class Engine:
 
     def _resolve_roots(self, paths: Sequence[str | os.PathLike[str]] | None
                        ) -> tuple[list[str], list[tuple[str, str]]]:
+        self._adopt_folders_added_elsewhere()  # before this state is saved over the file's
         roots: list[str] = []
         missing: list[tuple[str, str]] = []
         for p in paths or list(self.state.folders):
@@ -149,7 +150,6 @@ class Engine:
         lock.acquire()
         try:
             if scope is None:
-                self._adopt_folders_added_elsewhere()
                 roots, missing = self._resolve_roots(paths)
             else:
                 scope = set(scope)

@@ -88,7 +88,7 @@ class Syncer:
         assert watcher is not None
         dirty_since_optimize = False
         last_write = last_beat = time.monotonic()
-        failures, retry_at = 0, 0.0
+        failures, retry_at, optimize_failures = 0, 0.0, 0
         last_rescan = time.monotonic()
         while not cancel.is_set():
             wait = watcher.next_ready_in(s.quiet, s.max_wait)
@@ -116,20 +116,26 @@ class Syncer:
             paths = watcher.drain(s.quiet, s.max_wait)
             try:
                 if paths:
-                    self._sync(roots, paths, cancel, report)
-                    dirty_since_optimize = True
-                    last_write = time.monotonic()
-                elif dirty_since_optimize and now - last_write >= s.optimize_after_idle:
+                    if failures:  # what the failed try half-wrote goes before it is redone
+                        self.engine.store.purge_orphans()
+                    if self._sync(roots, paths, cancel, report):
+                        dirty_since_optimize = True
+                        last_write = time.monotonic()
+                elif (dirty_since_optimize and now - last_write
+                      >= s.optimize_after_idle * 2 ** min(optimize_failures, 8)):
                     try:
                         self.engine.store.optimize()
-                    except Exception as exc:  # housekeeping: tried again after more calm
-                        log.warning("could not compact the index: %s", exc, exc_info=exc)
+                    except Exception as exc:  # housekeeping: tried again after longer calm
+                        optimize_failures += 1
+                        log.warning("could not compact the index: %s", exc,
+                                    exc_info=optimize_failures == 1)
                         last_write = time.monotonic()
                     else:
-                        dirty_since_optimize = False
+                        dirty_since_optimize, optimize_failures = False, 0
             except Exception as exc:
-                # Nothing half-done is visible (passages are written before their file row,
-                # stale ones deleted after), so the same paths are simply tried again later.
+                # Search never shows half-written passages (they are written before their file
+                # row, stale ones deleted after): the paths are tried again later, after the
+                # orphans of this try are purged.
                 watcher.mark(paths)
                 failures += 1
                 delay = min(s.retry_max, s.retry_first * 2 ** (failures - 1))
@@ -143,12 +149,15 @@ class Syncer:
                     self.idle.set()
 
     def _sync(self, roots: list[str], paths: set[str], cancel: threading.Event,
-              report: Callable[[Progress], None]) -> None:
+              report: Callable[[Progress], None]) -> bool:
+        """Sync the paths (and catch up after moved folders); whether anything was written."""
         watcher = self.watcher
         assert watcher is not None
+        wrote = False
         for prog in self.engine.index(roots, cancel=cancel, excludes=self.excludes,
                                       scope=paths, optimize=False, lock=self.lock):
             report(prog)
+            wrote = wrote or bool(prog.files_done or prog.files_removed)
         self.syncs += 1
         if watcher.stale and not cancel.is_set():
             # A folder moved: watchdog may now report changes inside it under its old path,
@@ -158,4 +167,6 @@ class Syncer:
             for prog in self.engine.index(present, cancel=cancel, excludes=self.excludes,
                                           optimize=False, lock=self.lock) if present else ():
                 report(prog)
+                wrote = wrote or bool(prog.files_done or prog.files_removed)
             self.renewals += 1
+        return wrote

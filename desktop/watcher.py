@@ -36,6 +36,7 @@ def _not_stop_noise(record: logging.LogRecord) -> bool:
 logging.getLogger("watchdog.observers.inotify").addFilter(_not_stop_noise)
 
 _watchers: weakref.WeakSet[FolderWatcher] = weakref.WeakSet()  # started, not yet stopped
+_watchers_lock = threading.Lock()  # (read on watchdog's threads, changed on the writer's)
 
 
 def _events_lost(record: logging.LogRecord) -> bool:
@@ -43,7 +44,9 @@ def _events_lost(record: logging.LogRecord) -> bool:
     # up again but tells its handlers nothing, only its log: whatever changed in the lost
     # events would never be indexed. Every watched folder is then looked at again in full.
     if "overflow" in record.getMessage():
-        for watcher in list(_watchers):
+        with _watchers_lock:
+            watchers = list(_watchers)
+        for watcher in watchers:
             watcher.events_lost()
     return True
 
@@ -136,7 +139,8 @@ class FolderWatcher:
                 observer.schedule(self._handler, root, recursive=True)
                 observer.start()
             self._observers.append(observer)
-        _watchers.add(self)
+        with _watchers_lock:
+            _watchers.add(self)
 
     @property
     def stale(self) -> bool:
@@ -156,7 +160,8 @@ class FolderWatcher:
             raise
 
     def stop(self) -> None:
-        _watchers.discard(self)
+        with _watchers_lock:
+            _watchers.discard(self)
         for observer in self._observers:
             observer.stop()
         for observer in self._observers:

@@ -9,6 +9,7 @@ loaded test machines); bench/gui_responsiveness.py measures the real figure.
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import os
@@ -289,6 +290,36 @@ def test_errors_from_any_thread_reach_the_window(qtbot, window, monkeypatch):
         bridge.uninstall()
     assert "something broke in a thread" in window.banner.label.text()
     assert "Traceback" in window.errors()[-1][1]
+
+
+def test_a_failing_update_is_shown_and_tried_again(qtbot, window, env):
+    win = window
+    docs = env / "docs"
+    notes(docs, 3)
+    drop_folder(win, docs)
+    qtbot.waitUntil(lambda: win.worker_state() == w.WATCHING
+                    and bool(folder_status(win, docs).get("last_sync")), timeout=60_000)
+    store = win.worker.engine.store
+    real_upsert, fails = store._upsert_files, []
+
+    def full_disk(*args, **kw):
+        if len(fails) < 2:
+            fails.append(1)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_upsert(*args, **kw)
+
+    store._upsert_files = full_disk
+    (docs / "late.txt").write_text("A note about the quokka written while the disk was full.")
+    qtbot.waitUntil(lambda: win.worker_state() == w.RETRYING, timeout=30_000)
+    assert "No space left on device" in win.banner.label.text()
+    assert win.library.state_label.text() == "Could not update the index"
+    assert "trying again" in win.library.folder_text(str(docs))
+    qtbot.waitUntil(lambda: win.worker_state() == w.WATCHING, timeout=60_000)
+    assert len(fails) == 2
+    assert len(win.errors()) == 1  # told once, not at every try
+    assert [h.path for h in win.worker.engine.search("quokka", mode="keyword")] == [
+        str(docs / "late.txt")]
+    assert "Up to date" in win.library.folder_text(str(docs))
 
 
 def test_help_does_not_import_qt():

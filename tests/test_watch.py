@@ -534,15 +534,17 @@ def test_a_failing_sync_is_tried_again_and_nothing_is_lost(make_engine, tmp_path
     engine = make_engine()
     settings = SyncSettings(quiet=0.2, optimize_after_idle=3600.0, retry_first=0.3)
     with RunningSyncer(engine, [docs], settings) as rs:
-        real_write, fails = engine.store.write, []
+        # The disk fills between a write's passages and its file rows: the passages are in,
+        # never shown (no row vouches for them), and must not be doubled by the retry.
+        real_upsert, fails = engine.store._upsert_files, []
 
         def full_disk(*args, **kw):
             if len(fails) < 3:
                 fails.append(time.monotonic())
                 raise OSError(errno.ENOSPC, "No space left on device")
-            return real_write(*args, **kw)
+            return real_upsert(*args, **kw)
 
-        engine.store.write = full_disk
+        engine.store._upsert_files = full_disk
         (docs / "two.txt").write_text(note(2, "cloudberry"))
         (docs / "one.txt").write_text(note(1, "lingonberry"))
         rs.wait_for(lambda: keyword(engine, "cloudberry") == ["docs/two.txt"], 60, "retry")
@@ -555,6 +557,27 @@ def test_a_failing_sync_is_tried_again_and_nothing_is_lost(make_engine, tmp_path
         assert keyword(engine, "lingonberry") == ["docs/one.txt"]
         assert keyword(engine, "mulberry") == []
         assert_index_matches_disk(engine, [docs])
+
+
+def test_folders_another_process_added_are_watched_not_forgotten(make_engine, tmp_path):
+    # A window whose engine read the state file before `semdex index THEIRS` ran in another
+    # process (it stood paused) starts its sync: THEIRS joins its library, keeps its index and
+    # is watched, instead of being forgotten as a folder no longer wanted.
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    mine.mkdir()
+    theirs.mkdir()
+    (mine / "m.txt").write_text(note(1, "damson"))
+    (theirs / "t.txt").write_text(note(2, "greengage"))
+    window = make_engine()
+    list(window.index([mine]))
+    other = make_engine()
+    list(other.index([theirs]))
+    with RunningSyncer(window, [], FAST) as rs:
+        assert keyword(window, "greengage") == ["theirs/t.txt"]
+        (theirs / "t2.txt").write_text(note(3, "sloe"))
+        rs.wait_for(lambda: keyword(window, "sloe") == ["theirs/t2.txt"], 30, "watched")
+        rs.wait_idle()
+        assert_index_matches_disk(window, [mine, theirs])
 
 
 QUEUE_LIMIT = Path("/proc/sys/fs/inotify/max_queued_events")

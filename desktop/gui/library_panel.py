@@ -208,6 +208,8 @@ class LibraryPanel(QWidget):
             return self.tr("Paused")
         if self._state in (w.BUSY, w.STOPPED):
             return self.tr("Not updating")
+        if self._state == w.RETRYING:
+            return self.tr("Not up to date: trying again soon")
         if self._state in (w.INDEXING, w.LOADING) and (
                 f.get("last_sync") is None or f.get("pending")
                 or (self._progress and self._progress.current
@@ -276,13 +278,14 @@ class LibraryPanel(QWidget):
         indexing = state == w.INDEXING
         self.pause_button.setText(self.tr("Resume") if state in (w.PAUSED, w.STOPPED)
                                   else self.tr("Pause"))
-        self.pause_button.setEnabled(state in (w.INDEXING, w.WATCHING, w.PAUSED, w.STOPPED,
-                                               w.BUSY))
+        self.pause_button.setEnabled(state in (w.INDEXING, w.WATCHING, w.RETRYING, w.PAUSED,
+                                               w.STOPPED, w.BUSY))
         self.cancel_button.setVisible(indexing)
         titles = {
             w.LOADING: self.tr("Loading the model…"),
             w.INDEXING: self.tr("Indexing…"),
             w.WATCHING: self.tr("Up to date, watching for changes"),
+            w.RETRYING: self.tr("Could not update the index"),
             w.PAUSED: self.tr("Paused"),
             w.IDLE: self.tr("Ready"),
             w.BUSY: self.tr("Another Semdex is updating this library"),
@@ -313,6 +316,9 @@ class LibraryPanel(QWidget):
                 prog.files_total - prog.files_done)
         elif state == w.PAUSED:
             detail = self.tr("Changes are not being indexed. Resume to catch up.")
+        elif state == w.RETRYING:
+            detail = self.tr("Changes wait; Semdex tries again by itself. The message at the "
+                             "top says what failed.")
         elif state == w.WATCHING:
             detail = self.tr("New and changed files are indexed as they are saved.")
         self.detail.setText(detail)

@@ -380,7 +380,7 @@ class MainWindow(QMainWindow):
     def _state_changed(self, state: str) -> None:
         self._state = state
         self.library.set_state(state)
-        running = state in (w.INDEXING, w.WATCHING, w.BUSY)
+        running = state in (w.INDEXING, w.WATCHING, w.BUSY, w.RETRYING)
         self.pause_action.setEnabled(running)
         self.resume_action.setEnabled(state in (w.PAUSED, w.STOPPED))
         self.cancel_action.setEnabled(state == w.INDEXING)
@@ -390,6 +390,8 @@ class MainWindow(QMainWindow):
             self.status_label.setText(self.tr("Up to date."))
         elif state == w.PAUSED:
             self.status_label.setText(self.tr("Indexing paused."))
+        elif state == w.RETRYING:
+            self.status_label.setText(self.tr("The last update failed; trying again soon."))
 
     def _progress(self, prog: Progress) -> None:
         self.library.set_progress(prog)

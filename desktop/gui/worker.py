@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 # What the worker is doing, as the window shows it.
 LOADING, INDEXING, WATCHING, PAUSED, IDLE, BUSY, STOPPED, QUITTING = (
     "loading", "indexing", "watching", "paused", "idle", "busy", "stopped", "quitting")
+RETRYING = "retrying"  # watching, but the last sync failed: it is tried again soon
 _PROGRESS_EVERY = 0.1  # seconds between progress signals (phase changes go at once)
 _COUNTS_EVERY = 2.0  # seconds between per-folder counts while a run indexes
 _BUSY_RETRY = 5.0  # seconds before trying again when another process holds the writer lock
@@ -240,7 +241,7 @@ class IndexWorker(QObject):
             details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             self.failed.emit(self.tr("Could not update the index ({0}); trying again").format(
                 exc), details)
-        self._set_state(WATCHING)  # not "indexing" for the minutes of a back-off
+        self._set_state(RETRYING)  # neither "indexing" nor "up to date" during a back-off
 
     def _index_finished(self, prog: Progress | None) -> None:
         """Called in this thread when an indexing run (catch-up or live sync) has ended."""
