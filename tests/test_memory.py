@@ -34,7 +34,7 @@ from desktop.memory import (
     verdict,
 )
 from desktop.profiles import POOL_LAST, POOL_MEAN
-from tests.fixtures.tiny_gguf import write_tiny_llama
+from tests.fixtures.tiny_gguf import _add_llama_hparams, write_tiny_llama
 
 COMPUTE_FACTOR = 1.5
 pytest.importorskip("llama_cpp")
@@ -84,14 +84,8 @@ def _write_sparse_llama(path: Path, *, n_layer: int, n_embd: int, n_head: int,
     w.add_token_types([2, 3, 3] + [6] * 256 + [1] * (len(tokens) - 259))
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
-    w.add_context_length(32768)
-    w.add_embedding_length(n_embd)
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(n_ff)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_head_kv)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_rope_dimension_count(n_embd // n_head)
+    _add_llama_hparams(w, n_ctx=32768, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+                       n_head_kv=n_head_kv, n_ff=n_ff, n_vocab=n_vocab)
     w.add_file_type(7)
     sizes: list[int] = []
 
