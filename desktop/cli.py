@@ -22,6 +22,9 @@ from .profiles import PROFILES, TASKS
 log = logging.getLogger("semdex")
 
 
+MODEL_CHECK_FLAG = "--semdex-model-check"  # trial_load.CHILD_FLAG (not imported: start-up)
+
+
 class CliError(Exception):
     """A problem to report in one line, without a traceback."""
 
@@ -90,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="the active model, the starter, model families")
     _common(p, defaults=False)
     p.add_argument("paths", nargs="*", metavar="PATH", help="GGUF files or folders to inspect")
+    p.add_argument("--recheck", action="store_true",
+                   help="try the GGUF files given as PATH again in a trial load (a file that "
+                        "failed one is otherwise not offered until it or llama.cpp changes)")
     p.add_argument("--json", action="store_true", help="JSON output")
     return parser
 
@@ -112,6 +118,11 @@ def _utf8_streams() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else list(argv)
+    if args_in[:1] == [MODEL_CHECK_FLAG]:  # the frozen app as the safe first load's child
+        from .trial_load import run_as_child
+
+        run_as_child(args_in[1:])  # never returns
     _utf8_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -162,9 +173,12 @@ def _engine(args: argparse.Namespace):
 
 def _load_model(engine) -> None:
     from .gguf_info import ModelFileError
+    from .model_check import ModelUnusable
 
     try:
-        engine.embedder  # noqa: B018 - loads the weights
+        engine.embedder  # noqa: B018 - tried in a child process first, then loaded
+    except ModelUnusable as exc:
+        raise CliError(f"{exc}; use another model file (--model PATH)") from None
     except (ModelFileError, ValueError) as exc:
         raise CliError(str(exc)) from None
 
@@ -403,6 +417,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"Data dir: {st['data_dir']}")
     print(f"Model:    {m['name']} ({m['family']}, {m['dims']} dims, {m['quantization']})"
           + ("  [starter]" if m["starter"] else ""))
+    check = m.get("check")
+    if check is None:
+        print("Check:    not tried yet (it is, in a separate process, before its first use)")
+    elif check["ok"]:
+        print(f"Check:    passed its trial load ({check['seconds']:.1f} s, "
+              f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(check['checked_at']))})")
+    else:
+        print(f"Check:    NOT USABLE: {check['reason']}")
     print(f"Index:    {st['files']:,} files, {st['passages']:,} passages")
     if not st["folders"]:
         print("No folders yet: semdex index PATH")
@@ -438,6 +460,8 @@ def _model_entry(m, gpu, active: str | None) -> dict[str, Any]:
                  license=info.license)
     if not m.usable:
         e["problem"] = m.problem
+        if m.check is not None:
+            e["check"] = m.check.to_dict()
         return e
     p = m.profile
     e.update(family=p.family, label=p.label, pooling=p.pooling_name,
@@ -461,6 +485,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     state = State.load(resolve_data_dir(args.data_dir))
     notes = []
+    if args.recheck:
+        notes += _recheck(args)
     try:
         starter_model_path()  # made once; discovery then finds it among Semdex's own models
     except StarterModelMissing as exc:
@@ -509,6 +535,29 @@ def cmd_models(args: argparse.Namespace) -> int:
     print("\nFamilies (--family): " + ", ".join(PROFILES))
     print("Tasks (--task): " + ", ".join(TASKS))
     return 0
+
+
+def _recheck(args: argparse.Namespace) -> list[str]:
+    """`models --recheck PATH...`: a new trial load of each file, whatever is remembered."""
+    from .embedder import EmbedderSettings
+    from .gguf_info import ModelFileError
+    from .model_check import check_file
+    from .profiles import NotAnEmbedder
+
+    files = [p for p in args.paths if os.path.isfile(p)]
+    if not files:
+        raise CliError("--recheck needs the GGUF files to try (semdex models --recheck PATH)")
+    settings = EmbedderSettings(threads=args.threads, gpu_layers=args.gpu_layers)
+    notes = []
+    for path in files:
+        try:
+            result = check_file(path, args.family, settings, force=True)
+        except (ModelFileError, NotAnEmbedder) as exc:
+            notes.append(f"{path}: not tried: {exc}")
+            continue
+        notes.append(f"{path}: " + ("passed its trial load" if result.ok
+                                    else f"failed its trial load: {result.reason}"))
+    return notes
 
 
 COMMANDS = {"index": cmd_index, "search": cmd_search, "watch": cmd_watch, "status": cmd_status,

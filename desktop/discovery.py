@@ -22,6 +22,7 @@ from __future__ import annotations
 import configparser
 import errno
 import json
+import logging
 import os
 import re
 import stat
@@ -29,9 +30,12 @@ import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .gguf_info import ModelFileError, ModelInfo, read_model_info
 from .profiles import NotAnEmbedder, Profile, detect_profile
+
+log = logging.getLogger(__name__)
 
 SOURCES = ("semdex", "hf", "lmstudio", "gpt4all", "ollama", "folder")
 SOURCE_LABELS = {
@@ -60,6 +64,7 @@ class DiscoveredModel:
     problem: str | None = None
     also_at: list[tuple[str, Path]] = field(default_factory=list)
     split_parts: int = 1
+    check: Any = None  # model_check.CheckResult of a remembered failure
 
     @property
     def usable(self) -> bool:
@@ -376,6 +381,24 @@ def _examine(found: DiscoveredModel, family: str | None) -> None:
         found.problem = str(exc)
 
 
+def _mark_crashed(models: list[DiscoveredModel]) -> None:
+    """Files that crashed or were refused in Semdex's safe first load are not offered."""
+    if not models:
+        return
+    from .model_check import failures
+
+    try:
+        failed = failures([m.path for m in models])
+    except Exception as exc:  # noqa: BLE001 - llama.cpp missing: nothing is remembered then
+        log.warning("could not read the model checks: %s", exc)
+        return
+    for m in models:
+        result = failed.get(m.path)
+        if result is not None:
+            m.problem = f"failed Semdex's trial load: {result.reason}"
+            m.check = result
+
+
 def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -451,6 +474,7 @@ def discover(folders: Iterable[str | os.PathLike[str]] = (), *,
         else:
             _examine(found, family)
         by_real[real] = found
+    _mark_crashed([m for m in by_real.values() if m.usable])
     order = {s: i for i, s in enumerate(SOURCES)}
     return sorted(by_real.values(),
                   key=lambda m: (not m.usable, order.get(m.source, 99), m.name.lower()))

@@ -10,6 +10,7 @@ truncation that would cut off the EOS, EOS added by id exactly once for the deco
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import logging
 import os
@@ -22,6 +23,13 @@ import numpy as np
 
 from . import llama_log
 from .gguf_info import ModelFileError, ModelInfo, read_model_info
+from .llama_model import (
+    AMX_TYPES,
+    LlamaModel,
+    LoadParams,
+    extra_bufts_safe,
+    gpu_offload_supported,
+)
 from .profiles import Profile, detect_profile
 
 log = logging.getLogger(__name__)
@@ -38,6 +46,9 @@ class EmbedderSettings:
     chunk_tokens: int | None = None  # passage length; default: the family's
     threads: int | None = None
     gpu_layers: int | None = None  # None: all layers when a GPU build is present
+    # llama.cpp's extra CPU buffer types (AMX, repack); None: on, except where they would put
+    # quantized weights into the AMX kernels that crash (llama_model.extra_bufts_safe)
+    extra_bufts: bool | None = None
 
 
 def default_threads() -> int:
@@ -57,6 +68,32 @@ def model_key(info: ModelInfo, profile: Profile, dims: int | None = None) -> str
     # index_key cuts its result at 120 characters: a long general.name must not push the
     # family and dims out of the key (two families of one file would share an index).
     return f"{index_key(info.name[:64], info.quantization, profile.family, dims)}_{tag}"
+
+
+def batch_tokens_for(profile: Profile, chunk_tokens: int) -> int:
+    """The physical batch (n_ctx = n_batch = n_ubatch) a model is loaded with: at least 512,
+    so that a long query is not cut short; a decode costs what its tokens cost, not what the
+    batch could hold."""
+    return min(profile.max_tokens, max(chunk_tokens, QUERY_TOKENS))
+
+
+def load_params(info: ModelInfo, profile: Profile, settings: EmbedderSettings) -> LoadParams:
+    """What llama.cpp is given for this file and these settings; known before loading, so the
+    safe first load (model_check) runs the child with exactly what the app will use."""
+    chunk = settings.chunk_tokens or profile.default_chunk
+    batch = batch_tokens_for(profile, chunk)
+    gpu_layers = settings.gpu_layers
+    if gpu_layers is None:
+        gpu_layers = -1 if gpu_offload_supported() else 0
+    extra = settings.extra_bufts
+    if extra is None:
+        extra = extra_bufts_safe(t.ggml_type for t in info.tensors)
+        split = info.get("split.count")
+        if isinstance(split, int) and split > 1:  # the other parts' weights are not read here
+            extra = extra_bufts_safe(AMX_TYPES)
+    return LoadParams(n_ctx=batch, n_batch=batch, n_ubatch=batch,
+                      threads=settings.threads or default_threads(), gpu_layers=gpu_layers,
+                      pooling=profile.pooling, extra_bufts=extra)
 
 
 class Embedder:
@@ -79,11 +116,13 @@ class Embedder:
         # The physical batch is at least 512 so that a long query is not cut short; a decode
         # costs what its tokens cost, not what the batch could hold.
         self.pack_tokens = chunk
-        self.batch_tokens = min(max_tokens, max(chunk, QUERY_TOKENS))
-        self._llama = self._load(settings)
-        self._ctx = self._llama._ctx
-        self._vocab = self._llama._model.vocab
-        self.dims = int(self._llama.n_embd())
+        self.batch_tokens = batch_tokens_for(self.profile, chunk)
+        self.settings_extra = settings.extra_bufts
+        self.load_params = load_params(self.info, self.profile, settings)
+        self._llama = self._load(self.load_params)
+        self._ctx = self._llama.ctx
+        self._vocab = self._llama.vocab
+        self.dims = self._llama.n_embd()
         import llama_cpp
 
         # Sequences per decode: llama.cpp refuses a batch with more (llama_decode -> -1).
@@ -94,36 +133,24 @@ class Embedder:
         self._lock = threading.Lock()
         self._turn = threading.Condition()
         self._urgent = 0  # queries waiting for, or in, a decode
-        self.key = model_key(self.info, self.profile)
+
+    @functools.cached_property
+    def key(self) -> str:
+        """The index this model's vectors live in (computed on demand: it imports LanceDB,
+        which the safe first load's child process has no use for)."""
+        return model_key(self.info, self.profile)
 
     # -- loading -----------------------------------------------------------------------------
 
-    def _load(self, settings: EmbedderSettings):
-        try:
-            import llama_cpp
-        except ImportError as exc:  # pragma: no cover - a broken install
-            raise ModelFileError(self.path, f"llama-cpp-python is not usable: {exc}") from exc
-        threads = settings.threads or default_threads()
-        gpu_layers = settings.gpu_layers
-        if gpu_layers is None:
-            gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
+    def _load(self, params: LoadParams) -> LlamaModel:
         llama_log.install()
         llama_log.take_errors()
+        if not params.extra_bufts and self.settings_extra is None:
+            log.info("%s: weights the AMX kernels would take, on a llama.cpp build that has "
+                     "them: loaded without the extra CPU buffer types (llama.cpp#20824)",
+                     self.path.name)
         try:
-            # n_batch == n_ubatch: encoders abort on a batch larger than the ubatch, and mean
-            # pooling aborts at construction when n_ubatch < n_seq_max (llama.cpp#27175).
-            return llama_cpp.Llama(
-                model_path=str(self.path),
-                embedding=True,
-                pooling_type=self.profile.pooling,
-                n_ctx=self.batch_tokens,
-                n_batch=self.batch_tokens,
-                n_ubatch=self.batch_tokens,
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_gpu_layers=gpu_layers,
-                verbose=False,
-            )
+            return LlamaModel(self.path, params)
         except (ValueError, RuntimeError, OSError) as exc:
             reason = llama_log.explain(llama_log.take_errors()) or str(exc)
             raise ModelFileError(self.path, f"llama.cpp could not load it: {reason}") from exc
@@ -135,7 +162,7 @@ class Embedder:
             ids = self._tokenize(self.profile.eos_text, add_special=False, parse_special=True)
             if len(ids) == 1:
                 return ids[0]
-        eos = int(self._llama.token_eos())
+        eos = self._llama.token_eos()
         if eos < 0:
             raise ModelFileError(self.path, "the model has no end-of-sequence token")
         return eos
@@ -187,7 +214,7 @@ class Embedder:
         return tokens
 
     def _ends_with_sep(self, tokens: list[int]) -> bool:
-        return bool(tokens) and tokens[-1] == int(self._llama.token_eos())
+        return bool(tokens) and tokens[-1] == self._llama.token_eos()
 
     def _finish(self, tokens: list[int]) -> list[int]:
         """Decoder embedders read the last position: it must be EOS, exactly once."""
@@ -255,7 +282,7 @@ class Embedder:
         import llama_cpp
 
         with self._lock:
-            lb = self._llama._batch
+            lb = self._llama.batch
             lb.reset()
             for seq_id, seq in enumerate(batch):
                 lb.add_sequence(seq, seq_id, True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from . import model_check
 from .embedder import Embedder, EmbedderSettings, model_key
 from .gguf_info import ModelInfo, read_model_info
 from .indexer import Indexer, Progress
@@ -76,12 +77,30 @@ class Engine:
 
     @property
     def embedder(self) -> Embedder:
+        return self.load_embedder()
+
+    def load_embedder(self, cancel: threading.Event | None = None) -> Embedder:
+        """The loaded model. The first use of a file with these settings is a trial load in a
+        child process (model_check): a file that crashes llama.cpp there is refused
+        (ModelUnusable) and never loaded here. `cancel` stops a trial that is under way."""
         if self._embedder is None:
-            s = self.settings
-            self._embedder = Embedder(self.model.path, EmbedderSettings(
-                family=self.model.profile.family, chunk_tokens=s.chunk_tokens,
-                threads=s.threads, gpu_layers=s.gpu_layers))
+            settings = self.embedder_settings
+            model_check.ensure_usable(self.model.info, self.model.profile, settings,
+                                      cancel=cancel)
+            self._embedder = Embedder(self.model.path, settings)
         return self._embedder
+
+    @property
+    def embedder_settings(self) -> EmbedderSettings:
+        s = self.settings
+        return replace(s, family=self.model.profile.family)
+
+    def model_check(self) -> model_check.CheckResult | None:
+        """The remembered outcome of the active model's trial load: with these settings, else
+        the newest one with any (an index built with other passage lengths, say)."""
+        exact = model_check.remembered(self.model.info, self.model.profile,
+                                       self.embedder_settings)
+        return exact or model_check.latest([self.model.path]).get(self.model.path)
 
     @property
     def store(self) -> Store:
@@ -251,6 +270,14 @@ class Engine:
         out += [p for p in rows if is_under(p, root) and p not in seen]
         return sorted(out)
 
+    def _check_status(self) -> dict[str, Any] | None:
+        try:
+            result = self.model_check()
+        except Exception as exc:  # noqa: BLE001 - status must not fail on the model's account
+            log.warning("could not read the model check of %s: %s", self.model.path, exc)
+            return None
+        return None if result is None else result.to_dict()
+
     def status(self) -> dict[str, Any]:
         by_path = self.store.file_rows()
         rows = list(by_path.values())
@@ -285,6 +312,7 @@ class Engine:
                 "path": str(m.path), "name": m.info.name, "family": m.profile.family,
                 "dims": m.info.embedding_length, "quantization": m.info.quantization,
                 "pooling": m.profile.pooling_name, "key": m.key, "starter": m.is_starter,
+                "check": self._check_status(),
             },
             "passages": self.store.count_chunks(),
             "files": sum(1 for r in rows if r.status == "ok"),

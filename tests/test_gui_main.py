@@ -355,3 +355,27 @@ def test_settings_log_and_model_dialogs_open_from_the_menus(qtbot, window, env):
     assert picker is not None and picker.isVisible()
     picker.close()
     assert win.errors() == []
+
+
+def test_a_model_that_crashes_llama_cpp_does_not_take_the_window_down(qtbot, env,
+                                                                       starter_model):
+    """The window starts with a file that aborts llama.cpp: it is tried in a child process,
+    the window stays up and says why, and choosing another model works."""
+    from tests.test_model_check import write_aborting_llama
+
+    bad = write_aborting_llama(env / "models" / "e5-mistral-crash.gguf")
+    win = MainWindow(env / "data", model=str(bad), launch=False)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.worker_state() == w.STOPPED, timeout=60_000)
+    qtbot.waitUntil(lambda: win.banner.isVisible(), timeout=5_000)
+    text = win.banner.label.text()
+    assert "e5-mistral-crash.gguf" in text and "GGML_ASSERT" in text, text
+    assert "choose another" in text and win.banner.model_button.isVisible()
+    if os.environ.get("SEMDEX_SCREENSHOTS"):
+        win.grab().save(os.path.join(os.environ["SEMDEX_SCREENSHOTS"], "model-crashed.png"))
+    win.switch_model(str(starter_model), "")
+    qtbot.waitUntil(lambda: win.searcher.engine is not None
+                    and win.searcher.engine.model.path == starter_model.resolve(),
+                    timeout=60_000)
+    assert win.shutdown(), "the worker thread did not stop"

@@ -26,6 +26,7 @@ from tests.fixtures.tiny_gguf import write_tiny_llama, write_truncated  # noqa: 
 STARTER = "all-MiniLM-L6-v2-F16"
 CHAT = "SmolLM2-135M-Instruct"
 LOAD_TIMEOUT_MS = 15000
+CHECK_TIMEOUT_MS = 60000
 
 
 def _link_or_copy(src: Path, dst: Path) -> Path:
@@ -123,7 +124,8 @@ def test_use_emits_the_chosen_model(qtbot, config, models_dir):
     assert not dialog.use_button.isEnabled()
     dialog.table.selectRow(names.index(STARTER))
     assert dialog.use_button.isEnabled()
-    with qtbot.waitSignal(dialog.model_chosen, timeout=1000) as chosen:
+    # the first use of a file is a trial load in a child process (desktop/model_check.py)
+    with qtbot.waitSignal(dialog.model_chosen, timeout=CHECK_TIMEOUT_MS) as chosen:
         qtbot.mouseClick(dialog.use_button, Qt.MouseButton.LeftButton)
     assert chosen.args == [str(models_dir / f"{STARTER}.gguf"), "all-minilm"]
     assert dialog.result() == QDialog.DialogCode.Accepted
@@ -251,3 +253,45 @@ def test_log_view_follows_the_file(qtbot, tmp_path):
     missing = LogView(tmp_path / "nothing.log")
     qtbot.addWidget(missing)
     assert "No log yet" in missing.text.toPlainText()
+
+
+def test_a_file_that_crashes_llama_cpp_is_tried_apart_and_marked(qtbot, config, tmp_path):
+    """"Use this model" on a file never tried: it is loaded in a child process first; llama.cpp
+    aborts there, the row turns unusable with the reason, and nothing is switched."""
+    from tests.test_model_check import write_aborting_llama
+
+    folder = tmp_path / "models"
+    bad = write_aborting_llama(folder / "e5-mistral-crash.gguf")
+    config.model_folders = [str(folder)]
+    dialog = _loaded(qtbot, config)
+    row = dialog.rows()[0]
+    assert row["usable"], row  # the header is fine: only trying it shows the problem
+    dialog.table.selectRow(0)
+    chosen = []
+    dialog.model_chosen.connect(lambda *a: chosen.append(a))
+    qtbot.mouseClick(dialog.use_button, Qt.MouseButton.LeftButton)
+    assert dialog.is_checking() and not dialog.use_button.isEnabled()
+    assert "Trying e5-mistral-crash" in dialog.status.text()
+    qtbot.waitUntil(lambda: not dialog.is_checking(), timeout=CHECK_TIMEOUT_MS)
+    row = dialog.rows()[0]
+    assert not row["usable"] and "GGML_ASSERT" in row["problem"]
+    assert row["fit"].startswith("Not usable: llama.cpp aborted")
+    assert "cannot be used" in dialog.status.text() and "GGML_ASSERT" in dialog.status.text()
+    assert chosen == [] and dialog.isVisible()
+    assert dialog.result() != QDialog.DialogCode.Accepted
+    assert dialog.use_button.isEnabled() and dialog.use_button.text() == "Try Again"
+    grey = dialog.models.data(dialog.models.index(0, 0), Qt.ItemDataRole.ForegroundRole)
+    assert grey is not None
+
+    # remembered: the next time the picker opens, the file is greyed out from the start
+    again = _loaded(qtbot, config)
+    row = again.rows()[0]
+    assert row["path"] == str(bad.resolve()) and not row["usable"]
+    assert "failed Semdex's trial load" in row["problem"] and "GGML_ASSERT" in row["problem"]
+    assert "0 usable" in again.status.text()
+    again.table.selectRow(0)
+    assert again.use_button.text() == "Try Again" and again.use_button.isEnabled()
+    qtbot.mouseClick(again.use_button, Qt.MouseButton.LeftButton)  # tried anew, in a child
+    assert again.is_checking()
+    qtbot.waitUntil(lambda: not again.is_checking(), timeout=CHECK_TIMEOUT_MS)
+    assert "cannot be used" in again.status.text() and not again.rows()[0]["usable"]

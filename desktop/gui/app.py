@@ -124,4 +124,8 @@ def main(argv: Sequence[str] | None = None, *, data_dir: str | os.PathLike[str] 
 
 
 if __name__ == "__main__":
+    from desktop.trial_load import CHILD_FLAG, run_as_child
+
+    if sys.argv[1:2] == [CHILD_FLAG]:  # a frozen app started here is also the trial load's child
+        run_as_child(sys.argv[2:])
     sys.exit(main())

@@ -76,6 +76,7 @@ class ErrorBanner(QFrame):
     """One line at the top of the window saying what went wrong, with details on request."""
 
     details_clicked = Signal()
+    choose_model_clicked = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -85,6 +86,10 @@ class ErrorBanner(QFrame):
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # shown when the problem is the model: the way out is to pick another one
+        self.model_button = QPushButton(self.tr("Choose Model…"))
+        self.model_button.clicked.connect(self.choose_model_clicked)
+        self.model_button.hide()
         details = QPushButton(self.tr("Details…"))
         details.clicked.connect(self.details_clicked)
         close = QPushButton(self.tr("Dismiss"))
@@ -92,6 +97,7 @@ class ErrorBanner(QFrame):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 6)
         layout.addWidget(self.label, 1)
+        layout.addWidget(self.model_button)
         layout.addWidget(details)
         layout.addWidget(close)
         self.hide()
@@ -126,6 +132,7 @@ class MainWindow(QMainWindow):
     def _build(self, launch: bool) -> None:
         self.banner = ErrorBanner()
         self.banner.details_clicked.connect(self._show_error_details)
+        self.banner.choose_model_clicked.connect(self.choose_model)
         self.search_bar = SearchBar()
         self.search_bar.search_requested.connect(self.run_search)
         self.search_bar.set_mode(self.config.search_mode)
@@ -258,6 +265,7 @@ class MainWindow(QMainWindow):
         self.worker.status_refreshed.connect(self._status_refreshed)
         self.worker.counts_refreshed.connect(self.library.set_counts)
         self.worker.failed.connect(self.report_error)
+        self.worker.model_failed.connect(self.report_model_error)
         self.searcher = Searcher(self)
         self.searcher.results_arrived.connect(self._results_arrived)
         self.searcher.search_failed.connect(self._search_failed)
@@ -541,12 +549,18 @@ class MainWindow(QMainWindow):
 
     # -- errors: the one path to the person --------------------------------------------------
 
-    def report_error(self, message: str, details: str = "") -> None:
+    def report_error(self, message: str, details: str = "", *, model: bool = False) -> None:
         log.warning("shown to the person: %s", message)
         self._errors.append((message, details))
         del self._errors[:-50]
         self.banner.label.setText(message)
+        self.banner.model_button.setVisible(model)
         self.banner.show()
+
+    def report_model_error(self, message: str, details: str = "") -> None:
+        """The model could not be used (refused, or it crashed llama.cpp in its trial load):
+        the banner offers the way out, another model."""
+        self.report_error(message, details, model=True)
 
     def errors(self) -> list[tuple[str, str]]:
         return list(self._errors)

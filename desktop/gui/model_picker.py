@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from ..config import Config, ConfigError
 from ..discovery import SOURCE_LABELS, DiscoveredModel, Locations, discover
 from ..gpu import GpuInfo, detect
 from ..memory import Verdict, assess, semdex_batch_tokens, verdict
+from ..model_check import CheckResult
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,9 @@ def _model_row(m: DiscoveredModel, gpu: GpuInfo, active: Path | None,
         m.source == "semdex" and m.path.name.startswith("all-MiniLM"))
     row: dict[str, Any] = {
         "path": str(m.path), "usable": m.usable, "current": current, "problem": m.problem,
+        # it failed its trial load: it may be tried again (after an update of llama.cpp, or
+        # with other settings)
+        "retry": m.check is not None and m.profile is not None,
         "family": m.family, "name": m.name,
         "family_text": _dash(m.profile.label if m.profile else None),
         "parameters": _dash(info.size_label if info else None),
@@ -239,6 +244,7 @@ class _Bridge(QObject):
     """Carries a pool thread's result to the GUI thread (a queued signal)."""
 
     scanned = Signal(int, object)
+    checked = Signal(str, object)  # path, model_check.CheckResult (or an error's text)
 
 
 # -- the dialog -------------------------------------------------------------------------------
@@ -263,6 +269,9 @@ class ModelPickerDialog(QDialog):
         self._gpu: GpuInfo | None = None
         self._bridge = _Bridge()  # parentless: a late result must find it alive
         self._bridge.scanned.connect(self._on_scanned)
+        self._bridge.checked.connect(self._on_checked)
+        self._checking: str | None = None  # the file being tried before it is used
+        self._cancel_check = threading.Event()  # set when the dialog closes
         self.setWindowTitle(self.tr("Choose a model"))
         self.resize(1240, 720)
         self._build()
@@ -472,7 +481,10 @@ class ModelPickerDialog(QDialog):
 
     def _on_selection(self, *_: object) -> None:
         row = self._selected_row()
-        self.use_button.setEnabled(bool(row and row["usable"]))
+        retry = bool(row and not row["usable"] and row.get("retry"))
+        self.use_button.setText(self.tr("Try Again") if retry else self.tr("Use this model"))
+        self.use_button.setEnabled(bool(row and (row["usable"] or retry))
+                                   and not self._checking)
         self.details.setText(row["details"] if row else "")
 
     def _on_catalogue_sel(self, *_: object) -> None:
@@ -480,16 +492,86 @@ class ModelPickerDialog(QDialog):
         self.catalogue_details.setText(
             self.catalogue.row_data(rows[0].row())["details"] if rows else "")
 
+    def done(self, result: int) -> None:
+        self._cancel_check.set()  # a trial load under way is stopped with the dialog
+        super().done(result)
+
     def _on_double_clicked(self, index: QModelIndex) -> None:
         if self.models.row_data(index.row())["usable"]:
             self._on_use()
 
     def _on_use(self) -> None:
         row = self._selected_row()
-        if not row or not row["usable"]:
+        if not row or not (row["usable"] or row.get("retry")) or self._checking:
             return
+        # answered from the remembered outcome when it was tried before; Try Again tries anew
+        self._check(row, force=not row["usable"])
+
+    def _choose(self, row: dict[str, Any]) -> None:
         self.model_chosen.emit(row["path"], row["family"] or "")
         self.accept()
+
+    def _check(self, row: dict[str, Any], force: bool = False) -> None:
+        """Try the file in a child process first (the safe first load): one that crashes
+        llama.cpp is marked here, and never reaches the window's own process."""
+        from ..embedder import EmbedderSettings
+        from ..model_check import check_file
+
+        path, family = row["path"], row["family"]
+        settings = EmbedderSettings(chunk_tokens=self.config.chunk_tokens,
+                                    threads=self.config.threads,
+                                    gpu_layers=self.config.gpu_layers)
+        self._checking = path
+        self.use_button.setEnabled(False)
+        self.busy.show()
+        self.status.setText(self.tr("Trying {0} in a separate process before using it…")
+                            .format(row["name"]))
+        bridge = self._bridge
+
+        cancel = self._cancel_check
+
+        def work() -> None:
+            try:
+                result: CheckResult | str = check_file(path, family, settings, force=force,
+                                                       cancel=cancel)
+            except Exception as exc:  # noqa: BLE001 - shown to the person, logged in full
+                log.exception("the model check of %s failed to run", path)
+                result = str(exc) or type(exc).__name__
+            try:
+                bridge.checked.emit(path, result)
+            except RuntimeError:  # the dialog and its bridge are gone
+                pass
+
+        QThreadPool.globalInstance().start(work)
+
+    def _on_checked(self, path: str, result: CheckResult | str) -> None:
+        if path != self._checking:
+            return
+        self._checking = None
+        self.busy.hide()
+        rows = self.models.rows()
+        row = next((r for r in rows if r["path"] == path), None)
+        if row is None:
+            return
+        if isinstance(result, str):
+            self.status.setText(self.tr("Could not try {0}: {1}").format(row["name"], result))
+        elif result.ok:
+            row.update(usable=True, retry=False, problem=None)
+            self.status.setText(self.tr("{0} works: switching to it.").format(row["name"]))
+            self._choose(row)
+            return
+        elif result.transient:  # killed, or too slow: it may work another time
+            self.status.setText(self.tr("{0} could not be tried: {1}").format(
+                row["name"], result.reason))
+        else:
+            row.update(usable=False, retry=True, problem=result.reason,
+                       fit=self.tr("Not usable: {0}").format(result.reason))
+            row["details"] = "\n".join([row["path"], row["fit"]])
+            self.models.set_rows(rows)
+            self._select(path)
+            self.status.setText(self.tr("{0} cannot be used: {1}").format(
+                row["name"], result.reason))
+        self._on_selection()
 
     def _on_add_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, self.tr("A folder with GGUF models"))
@@ -511,6 +593,9 @@ class ModelPickerDialog(QDialog):
 
     def is_loading(self) -> bool:
         return self._loading
+
+    def is_checking(self) -> bool:
+        return self._checking is not None
 
     def gpu(self) -> GpuInfo | None:
         return self._gpu

@@ -30,8 +30,10 @@ from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
 
 from desktop.embedder import EmbedderSettings
 from desktop.engine import Engine
+from desktop.gguf_info import ModelFileError
 from desktop.indexer import Progress
 from desktop.lock import DataDirBusy, WriterLock
+from desktop.profiles import NotAnEmbedder
 from desktop.scan import is_under
 from desktop.search import Hit
 from desktop.sync import Syncer, SyncSettings
@@ -65,6 +67,7 @@ class IndexWorker(QObject):
     counts_refreshed = Signal(dict)  # Engine.folder_counts(), every few seconds while indexing
     folder_removed = Signal(str)
     failed = Signal(str, str)  # message for the person, details (a traceback) for the log view
+    model_failed = Signal(str, str)  # the same, when the model file is what cannot be used
     finished = Signal()
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, *,
@@ -83,6 +86,7 @@ class IndexWorker(QObject):
         self._requests: queue.Queue[_Request] = queue.Queue()
         self._lock = threading.Lock()
         self._cancel = threading.Event()
+        self._stopping = threading.Event()  # set once, when the window quits
         self._paused = False
         self._quit = False
         self._busy_until = 0.0
@@ -123,8 +127,10 @@ class IndexWorker(QObject):
         self._post("refresh")
 
     def stop(self) -> None:
-        """Ask run() to return: the sync is cancelled, the model closed, the lock released."""
+        """Ask run() to return: the sync is cancelled, the model closed, the lock released
+        (a trial load under way is stopped too)."""
         self._quit = True
+        self._stopping.set()
         self._post("quit")
 
     # -- the loop: runs in the worker's thread -----------------------------------------------
@@ -303,6 +309,8 @@ class IndexWorker(QObject):
         try:
             engine = self._build(path, family, settings or self.settings)
         except Exception as exc:
+            if self._quit:
+                return
             self._fail(self.tr("Could not use the model {0}").format(path), exc)
             if self.engine is not None:
                 self._set_state(PAUSED if self._paused else INDEXING)
@@ -331,7 +339,7 @@ class IndexWorker(QObject):
                settings: EmbedderSettings) -> Engine:
         engine = Engine(self.data_dir, model, family, settings)
         try:
-            engine.embedder  # noqa: B018 - load the weights here, not in a search
+            engine.load_embedder(cancel=self._stopping)  # here, not in a search
             engine.store  # noqa: B018
         except BaseException:
             engine.close()
@@ -343,6 +351,8 @@ class IndexWorker(QObject):
         try:
             self.engine = self._build(model, family, settings)
         except Exception as exc:
+            if self._quit:  # the window closed while the model was being tried
+                return
             self._set_state(STOPPED)
             self._fail(self.tr("The model could not be loaded; choose another one"), exc)
             return
@@ -382,7 +392,10 @@ class IndexWorker(QObject):
     def _fail(self, message: str, exc: BaseException) -> None:
         log.error("%s: %s", message, exc, exc_info=exc)
         details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self.failed.emit(f"{message}: {exc}", details)
+        if isinstance(exc, (ModelFileError, NotAnEmbedder)):
+            self.model_failed.emit(f"{message}: {exc}", details)
+        else:
+            self.failed.emit(f"{message}: {exc}", details)
 
 
 # -- searching ---------------------------------------------------------------------------------

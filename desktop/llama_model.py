@@ -1,0 +1,149 @@
+"""Load a GGUF into llama.cpp with exactly the parameters Semdex needs, and no others.
+
+llama-cpp-python's `Llama` class builds its model parameters itself and offers no way to set
+`use_extra_bufts`, the switch that keeps weights out of llama.cpp's extra CPU buffer types
+(the AMX and repack kernels). On CPUs with Intel AMX (Xeon Sapphire Rapids and later) the
+AMX kernels of the llama.cpp that llama-cpp-python 0.3.36 builds kill the process with a
+segfault on quantized weights (Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_XS: the types
+`qtype_has_amx_kernels` takes; ggml-org/llama.cpp#20824) and have produced wrong results on
+Q4_0/Q4_1 (llama.cpp#16315). So Semdex loads models through the library's lower-level
+wrappers, with its own parameters, and turns the extra buffer types off only where they would
+reach those kernels: an AMX build and a file with weights the AMX buffer type takes. That
+includes F16 (the AMX buffer runs it on its own AVX-512 path, not seen to crash); on x86 no
+other extra buffer type takes F16, so turning them off for an F16 file costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+# ggml_type values of the weights llama.cpp's AMX buffer type takes (ggml-cpu/amx/amx.cpp,
+# supports_op): Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_XS (its AMX tile kernels) and F16
+AMX_TYPES = frozenset({1, 2, 3, 8, 12, 13, 14, 23})
+
+_backend_lock = threading.RLock()
+_backend_ready = False
+_system_info: str | None = None
+
+
+def system_info() -> str:
+    """llama.cpp's own list of the CPU features this build uses ("AVX2 = 1 | AMX_INT8 = 1").
+    The backends are loaded first: a build with loadable CPU variants (GGML_BACKEND_DL) lists
+    the features of the variant it picked for this processor only once it has picked it.
+    Read once, under the lock: llama.cpp builds the text in a static string."""
+    global _system_info
+    import llama_cpp
+
+    with _backend_lock:
+        if _system_info is None:
+            _backend_init()
+            _system_info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+        return _system_info
+
+
+def has_amx(info: str | None = None) -> bool:
+    """Whether this llama.cpp build runs AMX kernels (it only does on a CPU that has AMX)."""
+    return "AMX_INT8 = 1" in (system_info() if info is None else info)
+
+
+def extra_bufts_safe(tensor_types: Iterable[int], info: str | None = None) -> bool:
+    """False where the extra buffer types would put weights into the AMX kernels."""
+    return not (has_amx(info) and any(t in AMX_TYPES for t in tensor_types))
+
+
+@dataclass(frozen=True)
+class LoadParams:
+    n_ctx: int
+    n_batch: int
+    n_ubatch: int
+    threads: int
+    gpu_layers: int  # -1: all
+    pooling: int
+    extra_bufts: bool = True
+
+
+def _backend_init() -> None:
+    global _backend_ready
+    import llama_cpp
+
+    with _backend_lock:
+        if not _backend_ready:
+            from . import llama_log
+
+            llama_log.install()  # before the backends load: their start-up lines are logged
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+
+
+def gpu_offload_supported() -> bool:
+    """Whether this build can offload layers to a GPU (loading the backends first, once)."""
+    import llama_cpp
+
+    _backend_init()
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+class LlamaModel:
+    """A model, one embedding context and one batch; close() frees them in order."""
+
+    def __init__(self, path: str | os.PathLike[str], p: LoadParams):
+        import llama_cpp
+        from llama_cpp import _internals
+
+        _backend_init()
+        mp = llama_cpp.llama_model_default_params()
+        mp.n_gpu_layers = 0x7FFFFFFF if p.gpu_layers < 0 else p.gpu_layers
+        mp.use_extra_bufts = p.extra_bufts
+        cp = llama_cpp.llama_context_default_params()
+        cp.n_ctx = p.n_ctx
+        cp.n_batch = p.n_batch
+        cp.n_ubatch = min(p.n_batch, p.n_ubatch)
+        cp.n_threads = cp.n_threads_batch = p.threads
+        cp.pooling_type = p.pooling
+        cp.embeddings = True
+        cp.kv_unified = True
+        cp.n_seq_max = min(p.n_batch, llama_cpp.llama_max_parallel_sequences())
+        cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        self.params = p
+        self.model_params, self.context_params = mp, cp
+        self._model = self._ctx = self._batch = None
+        try:
+            self._model = _internals.LlamaModel(path_model=os.fspath(path), params=mp,
+                                                verbose=True)
+            self._ctx = _internals.LlamaContext(model=self._model, params=cp, verbose=True)
+            self._batch = _internals.LlamaBatch(n_tokens=p.n_batch, embd=0, n_seq_max=p.n_ctx,
+                                                verbose=True)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def ctx(self):
+        return self._ctx
+
+    @property
+    def batch(self):
+        return self._batch
+
+    @property
+    def vocab(self):
+        return self._model.vocab
+
+    def n_embd(self) -> int:
+        return int(self._model.n_embd())
+
+    def token_eos(self) -> int:
+        return int(self._model.token_eos())
+
+    def close(self) -> None:
+        for part in ("_batch", "_ctx", "_model"):
+            obj = getattr(self, part, None)
+            setattr(self, part, None)
+            if obj is not None:
+                obj.close()
