@@ -19,11 +19,14 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
 from .profiles import TASKS
+
+if TYPE_CHECKING:
+    from .embedder import EmbedderSettings
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,14 @@ class Config:
     per_file: int = 3  # passages shown per file in the results
     # keys a newer version wrote: kept, written back, never compared
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def embedder_settings(self) -> EmbedderSettings:
+        """The model settings these stand for: one place, so the window's worker and the
+        model picker's trial load ask for the same thing (and so find the same record)."""
+        from .embedder import EmbedderSettings
+
+        return EmbedderSettings(chunk_tokens=self.chunk_tokens, threads=self.threads,
+                                gpu_layers=self.gpu_layers)
 
     # -- checking -------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from .llama_model import (
     extra_bufts_safe,
     gpu_offload_supported,
 )
+from .memory import semdex_batch_tokens
 from .profiles import Profile, detect_profile
 
 log = logging.getLogger(__name__)
@@ -70,18 +71,10 @@ def model_key(info: ModelInfo, profile: Profile, dims: int | None = None) -> str
     return f"{index_key(info.name[:64], info.quantization, profile.family, dims)}_{tag}"
 
 
-def batch_tokens_for(profile: Profile, chunk_tokens: int) -> int:
-    """The physical batch (n_ctx = n_batch = n_ubatch) a model is loaded with: at least 512,
-    so that a long query is not cut short; a decode costs what its tokens cost, not what the
-    batch could hold."""
-    return min(profile.max_tokens, max(chunk_tokens, QUERY_TOKENS))
-
-
 def load_params(info: ModelInfo, profile: Profile, settings: EmbedderSettings) -> LoadParams:
     """What llama.cpp is given for this file and these settings; known before loading, so the
     safe first load (model_check) runs the child with exactly what the app will use."""
-    chunk = settings.chunk_tokens or profile.default_chunk
-    batch = batch_tokens_for(profile, chunk)
+    batch = semdex_batch_tokens(profile.max_tokens, settings.chunk_tokens, profile.default_chunk)
     gpu_layers = settings.gpu_layers
     if gpu_layers is None:
         gpu_layers = -1 if gpu_offload_supported() else 0
@@ -116,9 +109,12 @@ class Embedder:
         # The physical batch is at least 512 so that a long query is not cut short; a decode
         # costs what its tokens cost, not what the batch could hold.
         self.pack_tokens = chunk
-        self.batch_tokens = batch_tokens_for(self.profile, chunk)
-        self.settings_extra = settings.extra_bufts
+        self.batch_tokens = semdex_batch_tokens(max_tokens, chunk)
         self.load_params = load_params(self.info, self.profile, settings)
+        if settings.extra_bufts is None and not self.load_params.extra_bufts:
+            log.info("%s: weights the AMX kernels would take, on a llama.cpp build that has "
+                     "them: loaded without the extra CPU buffer types (llama.cpp#20824)",
+                     self.path.name)
         self._llama = self._load(self.load_params)
         self._ctx = self._llama.ctx
         self._vocab = self._llama.vocab
@@ -145,10 +141,6 @@ class Embedder:
     def _load(self, params: LoadParams) -> LlamaModel:
         llama_log.install()
         llama_log.take_errors()
-        if not params.extra_bufts and self.settings_extra is None:
-            log.info("%s: weights the AMX kernels would take, on a llama.cpp build that has "
-                     "them: loaded without the extra CPU buffer types (llama.cpp#20824)",
-                     self.path.name)
         try:
             return LlamaModel(self.path, params)
         except (ValueError, RuntimeError, OSError) as exc:

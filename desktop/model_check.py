@@ -25,6 +25,7 @@ import os
 import threading
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +111,7 @@ def _library_stamps() -> list[str]:
 
 
 def _settings_for(profile: Profile, settings: EmbedderSettings) -> EmbedderSettings:
-    return EmbedderSettings(family=profile.family, chunk_tokens=settings.chunk_tokens,
-                            threads=settings.threads, gpu_layers=settings.gpu_layers,
-                            extra_bufts=settings.extra_bufts)
+    return replace(settings, family=profile.family)
 
 
 def _file_prefix(path: str | os.PathLike[str]) -> str:

@@ -144,11 +144,10 @@ def run_child(path: str | os.PathLike[str], settings: EmbedderSettings, *,
         proc.wait()
         raise
     finally:
-        for stream in (proc.stdin,):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
         for r in readers:
             r.join(timeout=5)
         for stream in (proc.stdout, proc.stderr):

@@ -39,7 +39,6 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.config import Config, config_dir
-from desktop.embedder import EmbedderSettings
 from desktop.engine import Engine
 from desktop.indexer import Progress
 from desktop.search import Hit
@@ -248,8 +247,7 @@ class MainWindow(QMainWindow):
         c = self.config
         self.worker = IndexWorker(
             self.data_dir, model=model, family=family,
-            settings=EmbedderSettings(chunk_tokens=c.chunk_tokens, threads=c.threads,
-                                      gpu_layers=c.gpu_layers),
+            settings=c.embedder_settings(),
             sync_settings=SyncSettings(polling=c.polling), excludes=c.excludes)
         self.worker_thread = QThread(self)
         self.worker_thread.setObjectName("semdex-worker")
@@ -524,8 +522,7 @@ class MainWindow(QMainWindow):
             QMessageBox.information(self, self.tr("Data folder"), self.tr(
                 "The new data folder is used from the next start of Semdex."))
         self.worker.apply_settings(
-            EmbedderSettings(chunk_tokens=config.chunk_tokens, threads=config.threads,
-                             gpu_layers=config.gpu_layers),
+            config.embedder_settings(),
             SyncSettings(polling=config.polling), config.excludes)
         self.search_bar.set_mode(config.search_mode)
         if self._engine is not None:

@@ -514,20 +514,16 @@ class ModelPickerDialog(QDialog):
     def _check(self, row: dict[str, Any], force: bool = False) -> None:
         """Try the file in a child process first (the safe first load): one that crashes
         llama.cpp is marked here, and never reaches the window's own process."""
-        from ..embedder import EmbedderSettings
         from ..model_check import check_file
 
         path, family = row["path"], row["family"]
-        settings = EmbedderSettings(chunk_tokens=self.config.chunk_tokens,
-                                    threads=self.config.threads,
-                                    gpu_layers=self.config.gpu_layers)
+        settings = self.config.embedder_settings()  # what the worker will load it with
         self._checking = path
         self.use_button.setEnabled(False)
         self.busy.show()
         self.status.setText(self.tr("Trying {0} in a separate process before using it…")
                             .format(row["name"]))
         bridge = self._bridge
-
         cancel = self._cancel_check
 
         def work() -> None:
