@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
+from .frozen import run_child_flag
 from .profiles import PROFILES, TASKS
 
 log = logging.getLogger("semdex")
 
 
-MODEL_CHECK_FLAG = "--semdex-model-check"  # trial_load.CHILD_FLAG (not imported: start-up)
+MODEL_CHECK_FLAG = "--semdex-model-check"  # trial_load.CHILD_FLAG (in frozen.CHILD_FLAGS)
 
 
 class CliError(Exception):
@@ -47,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="semdex", description="Search your own files by meaning, privately.")
     parser.add_argument("--version", action="version", version=f"semdex {__version__}")
+    parser.add_argument("--smoke-test", action="store_true", help="open the window, wait "
+                        "until it is ready (and has searched, with --smoke-query), then quit; "
+                        "exit 0 if nothing went wrong (for installers and benchmarks)")
+    parser.add_argument("--smoke-query", metavar="TEXT",
+                        help="with --smoke-test: search for this once the index is ready")
+    parser.add_argument("--screenshot", metavar="PNG",
+                        help="with --smoke-test: save the window as it closes")
     _common(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -119,10 +127,8 @@ def _utf8_streams() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else list(argv)
-    if args_in[:1] == [MODEL_CHECK_FLAG]:  # the frozen app as the safe first load's child
-        from .trial_load import run_as_child
-
-        run_as_child(args_in[1:])  # never returns
+    # the frozen app started as its own child (the safe first load, a buffer measurement)
+    run_child_flag(args_in)
     _utf8_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -132,7 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from desktop.gui.app import main as gui_main
 
         return gui_main(sys.argv[:1], data_dir=args.data_dir, model=args.model,
-                        family=args.family, verbose=args.verbose)
+                        family=args.family, verbose=args.verbose, smoke_test=args.smoke_test,
+                        smoke_query=args.smoke_query, screenshot=args.screenshot)
     if not args.verbose:  # llama.cpp's chatter is for --verbose; its errors still show
         logging.getLogger("llama_cpp").setLevel(logging.ERROR)
     from .lock import DataDirBusy
@@ -531,7 +538,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             quant = c.recommended_quant()
             score = (f", NFCorpus nDCG@10 {c.nfcorpus_ndcg10:.3f}" if c.nfcorpus_ndcg10 else "")
             print(f"  {c.label}: {c.dims} dims, {quant.name} {quant.size_text}{score}; "
-                  f"{verdict(c.memory(), gpu).describe()}; GGUF e.g. {c.gguf_sources[0]}")
+                  f"{verdict(c.memory(), gpu).describe()}"
+                  + (f"; GGUF e.g. {c.gguf_sources[0]}" if c.gguf_sources else ""))
     print("\nFamilies (--family): " + ", ".join(PROFILES))
     print("Tasks (--task): " + ", ".join(TASKS))
     return 0

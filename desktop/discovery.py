@@ -113,6 +113,11 @@ def default_locations(home: str | os.PathLike[str] | None = None,
     loc = Locations()
 
     if home is None:
+        from .frozen import bundled_models_dir
+
+        bundled = bundled_models_dir()  # an installed app's starter model
+        if bundled is not None and bundled.is_dir():
+            loc.semdex.append(bundled)
         try:
             from .starter import default_model_cache
 

@@ -21,6 +21,8 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .frozen import external_env
+
 # Apple lets the GPU use about this share of unified memory (recommendedMaxWorkingSetSize is
 # about 2/3 of RAM on small machines and about 3/4 on large ones).
 _APPLE_SMALL_SHARE = 0.66
@@ -164,7 +166,8 @@ def _nvidia_smi(timeout: float = 5.0) -> tuple[GpuInfo | None, str]:
     try:
         out = subprocess.run(
             [exe, "--query-gpu=name,memory.total,memory.free", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=timeout, check=False)
+            capture_output=True, text=True, timeout=timeout, check=False,
+            env=external_env())  # the driver's tool, not the frozen bundle's libraries
     except (OSError, subprocess.SubprocessError):
         return None, ""
     rows = [r for r in out.stdout.splitlines() if r.strip()]

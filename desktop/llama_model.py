@@ -78,7 +78,54 @@ def _backend_init() -> None:
 
             llama_log.install()  # before the backends load: their start-up lines are logged
             llama_cpp.llama_backend_init()
+            _load_backend_modules()
             _backend_ready = True
+
+
+def _load_backend_modules() -> None:
+    """A llama.cpp built with GGML_BACKEND_DL (the shipped app's: installers/build.py) links
+    no backend in; its CPU variants (and any GPU backend) are modules beside libllama, and
+    ggml picks the best CPU variant for this processor as it loads them. llama-cpp-python
+    never asks for that, so without this such a build has no device at all."""
+    import ctypes
+
+    import llama_cpp
+
+    folder = os.path.join(os.path.dirname(os.path.abspath(llama_cpp.__file__)), "lib")
+    lib = _libllamas_ggml(folder)
+    lib.ggml_backend_reg_count.restype = ctypes.c_size_t
+    lib.ggml_backend_reg_count.argtypes = []
+    if lib.ggml_backend_reg_count() > 0:  # linked in: an ordinary build
+        return
+    lib.ggml_backend_load_all_from_path.restype = None
+    lib.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
+    lib.ggml_backend_load_all_from_path(folder.encode())
+    log.info("llama.cpp backends loaded from %s: %d", folder, lib.ggml_backend_reg_count())
+
+
+def _libllamas_ggml(folder: str):
+    """The libggml that libllama itself uses. A wheel holds libggml.so and libggml.so.0 as two
+    copies of one file (zip has no links); libllama loads the .so.0 (its soname), and backends
+    registered in the other copy would be invisible to it. By soname, with RTLD_NOLOAD, the
+    loader hands back the very copy libllama got."""
+    import ctypes
+    import glob
+    import sys
+
+    if sys.platform.startswith("linux") and hasattr(os, "RTLD_NOLOAD"):
+        for path in sorted(glob.glob(os.path.join(folder, "libggml.so.*")), key=len):
+            try:
+                return ctypes.CDLL(os.path.basename(path), mode=os.RTLD_NOLOAD | os.RTLD_NOW)
+            except OSError:
+                continue
+    from llama_cpp import _ggml
+
+    return _ggml.libggml
+
+
+def init_backends() -> None:
+    """llama.cpp's backends, ready for a raw llama_cpp call (a child's measurement)."""
+    _backend_init()
 
 
 def gpu_offload_supported() -> bool:

@@ -29,6 +29,7 @@ are classes (fast / good / slow / very slow), good to a factor of about two, not
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .frozen import child_command
 from .gguf_info import ENCODER_ARCHS, ModelInfo, _tensor_nbytes
 from .gpu import GpuInfo
 
@@ -392,32 +394,38 @@ class MeasuredBuffers:
     log: str = ""
 
 
-_MEASURE_SCRIPT = r"""
-import json, sys
-import llama_cpp
-path, pooling, n, no_alloc, gpu_layers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \
-    sys.argv[4] == "1", int(sys.argv[5])
-llama_cpp.llama_backend_init()
-mp = llama_cpp.llama_model_default_params()
-mp.n_gpu_layers = gpu_layers
-if no_alloc:
-    mp.no_alloc = True
-    mp.load_mode = llama_cpp.LLAMA_LOAD_MODE_NONE
-    mp.use_extra_bufts = False
-model = llama_cpp.llama_model_load_from_file(path.encode(), mp)
-if not model:
-    sys.exit(3)
-cp = llama_cpp.llama_context_default_params()
-cp.n_ctx = cp.n_batch = cp.n_ubatch = n
-cp.n_seq_max = min(n, llama_cpp.llama_max_parallel_sequences())
-cp.embeddings = True
-cp.pooling_type = pooling
-cp.kv_unified = True
-cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
-cp.n_threads = cp.n_threads_batch = 1
-ctx = llama_cpp.llama_init_from_model(model, cp)
-sys.exit(0 if ctx else 4)
-"""
+def measure_child_main(argv: list[str]) -> int:
+    """The child of measure_buffers (`python -m desktop.memory ARGS`, or the frozen app with
+    --semdex-measure-buffers): load with Semdex's context settings, let llama.cpp log."""
+    import llama_cpp
+
+    from .llama_model import init_backends
+
+    # llama.cpp's log (routed into logging once the backends are up) is what the parent reads
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(message)s")
+    path, pooling, n = argv[0], int(argv[1]), int(argv[2])
+    no_alloc, gpu_layers = argv[3] == "1", int(argv[4])
+    init_backends()
+    mp = llama_cpp.llama_model_default_params()
+    mp.n_gpu_layers = gpu_layers
+    if no_alloc:
+        mp.no_alloc = True
+        mp.load_mode = llama_cpp.LLAMA_LOAD_MODE_NONE
+        mp.use_extra_bufts = False
+    model = llama_cpp.llama_model_load_from_file(path.encode(), mp)
+    if not model:
+        return 3
+    cp = llama_cpp.llama_context_default_params()
+    cp.n_ctx = cp.n_batch = cp.n_ubatch = n
+    cp.n_seq_max = min(n, llama_cpp.llama_max_parallel_sequences())
+    cp.embeddings = True
+    cp.pooling_type = pooling
+    cp.kv_unified = True
+    cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    cp.n_threads = cp.n_threads_batch = 1
+    ctx = llama_cpp.llama_init_from_model(model, cp)
+    return 0 if ctx else 4
+
 
 _BUFFER_LINE = re.compile(
     r"(?P<dev>[\w.:-]+)\s+(?P<kind>model|output|KV|compute) buffer size\s*=\s*"
@@ -454,8 +462,8 @@ def measure_buffers(path: str | Path, pooling: int, batch_tokens: int = SEMDEX_B
     """Load the model in a subprocess with Semdex's context settings and read what llama.cpp
     says it allocates. no_alloc plans the buffers without allocating them (or reading the
     weights), so any size of model is cheap to measure. Raises RuntimeError on failure."""
-    cmd = [sys.executable, "-c", _MEASURE_SCRIPT, str(path), str(int(pooling)),
-           str(int(batch_tokens)), "1" if no_alloc else "0", str(int(gpu_layers))]
+    cmd = child_command("--semdex-measure-buffers", str(path), str(int(pooling)),
+                        str(int(batch_tokens)), "1" if no_alloc else "0", str(int(gpu_layers)))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     text = proc.stderr + proc.stdout
     if proc.returncode != 0:
@@ -473,3 +481,6 @@ def describe_estimate(est: MemoryEstimate) -> str:
              "output": est.output_bytes}
     return ", ".join(f"{k} {v / MiB:,.0f} MiB" for k, v in parts.items())
 
+
+if __name__ == "__main__":
+    sys.exit(measure_child_main(sys.argv[1:]))

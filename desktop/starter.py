@@ -6,6 +6,9 @@ ordinary pip package holding safetensors weights, and is converted to GGUF on fi
 the user's cache folder. Converting takes about a second; doing it once per machine (and again
 only when the converter or the package changes) keeps start-up instant afterwards.
 
+A frozen build (installers/) converts it when the installer is built and ships the GGUF in its
+bundle, so the installed app needs no package and converts nothing.
+
 The package is located with ``importlib.util.find_spec`` rather than imported, because its
 ``__init__`` belongs to a sentence-transformers wrapper we do not want to run (or depend on).
 
@@ -27,6 +30,7 @@ from pathlib import Path
 import platformdirs
 
 from desktop.convert_bert import CONVERTER_VERSION, convert_bert
+from desktop.frozen import bundled_models_dir
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +73,15 @@ def find_starter_weights() -> Path | None:
     return None
 
 
+def bundled_starter() -> Path | None:
+    """The GGUF a frozen build ships (converted when the installer was built), else None."""
+    models = bundled_models_dir()
+    if models is None:
+        return None
+    path = models / STARTER_FILENAME
+    return path if path.is_file() else None
+
+
 def default_model_cache() -> Path:
     """Where converted models live: $SEMDEX_MODEL_CACHE, else the per-user cache folder."""
     override = os.environ.get("SEMDEX_MODEL_CACHE")
@@ -82,6 +95,9 @@ def starter_model_path(cache_dir: Path | None = None) -> Path:
 
     Raises StarterModelMissing when there is no usable cached file and the package is absent.
     """
+    bundled = bundled_starter()
+    if bundled is not None:
+        return bundled
     cache_dir = Path(cache_dir) if cache_dir is not None else default_model_cache()
     gguf_path = cache_dir / STARTER_FILENAME
     weights = find_starter_weights()

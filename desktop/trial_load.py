@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import frozen
 from .embedder import EmbedderSettings
 from .gguf_info import ModelFileError
 
@@ -90,10 +91,8 @@ class CheckResult:
 
 def child_command(payload: str) -> list[str]:
     """This Python with this module, or the frozen app itself (it has no `-m`): its entry
-    point hands CHILD_FLAG to run_as_child before anything else (desktop/cli.py main)."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable, CHILD_FLAG, payload]
-    return [sys.executable, "-m", "desktop.trial_load", payload]
+    point hands CHILD_FLAG to run_as_child before anything else (desktop/frozen.py)."""
+    return frozen.child_command(CHILD_FLAG, payload)
 
 
 def run_child(path: str | os.PathLike[str], settings: EmbedderSettings, *,

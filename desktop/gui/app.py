@@ -15,7 +15,6 @@ import sys
 import threading
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -23,6 +22,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QWidget
 
+from desktop.frozen import resource
 from desktop.logs import setup_logging
 
 log = logging.getLogger(__name__)
@@ -66,12 +66,9 @@ class ErrorBridge(QObject):
 
 
 def app_icon() -> QIcon:
-    here = Path(__file__).resolve()
-    for base in (Path(getattr(sys, "_MEIPASS", here.parents[2])), here.parents[2]):
-        icon = base / "resources" / "semdex.svg"
-        if icon.is_file():
-            return QIcon(str(icon))
-    return QIcon()
+    """The app's icon, from the package (pip install) or the bundle (frozen): one path."""
+    icon = resource("semdex.svg")
+    return QIcon(str(icon)) if icon.is_file() else QIcon()
 
 
 def _quit_on_signals(window: QWidget) -> None:
@@ -91,7 +88,9 @@ def _quit_on_signals(window: QWidget) -> None:
 
 
 def main(argv: Sequence[str] | None = None, *, data_dir: str | os.PathLike[str] | None = None,
-         model: str | None = None, family: str | None = None, verbose: bool = False) -> int:
+         model: str | None = None, family: str | None = None, verbose: bool = False,
+         smoke_test: bool = False, smoke_query: str | None = None,
+         screenshot: str | None = None) -> int:
     """Run the app until its window is closed; returns the exit code."""
     from .main_window import MainWindow
 
@@ -108,6 +107,10 @@ def main(argv: Sequence[str] | None = None, *, data_dir: str | os.PathLike[str] 
     try:
         window = MainWindow(data_dir, model=model, family=family)
         bridge.raised.connect(window.report_error)
+        if smoke_test:
+            from .smoke import SmokeTest
+
+            window._smoke = SmokeTest(window, query=smoke_query, screenshot=screenshot)
         window.show()
         _quit_on_signals(window)
         code = app.exec()
@@ -124,8 +127,7 @@ def main(argv: Sequence[str] | None = None, *, data_dir: str | os.PathLike[str] 
 
 
 if __name__ == "__main__":
-    from desktop.trial_load import CHILD_FLAG, run_as_child
+    from desktop.frozen import run_child_flag
 
-    if sys.argv[1:2] == [CHILD_FLAG]:  # a frozen app started here is also the trial load's child
-        run_as_child(sys.argv[2:])
+    run_child_flag(sys.argv[1:])  # a frozen app started here is also its own child
     sys.exit(main())

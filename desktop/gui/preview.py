@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 
-from PySide6.QtCore import QProcess, Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage, QPalette, QResizeEvent
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication, QImage, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -30,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.extract import ExtractionError, Skipped, extract
+from desktop.gui.launch import open_path, reveal_path
 from desktop.gui.preview_pdf import PdfPreview
 from desktop.gui.preview_text import TextPreview, line_of, locate_passage, same_passage
 
@@ -278,23 +278,14 @@ class PreviewPane(QWidget):
         if not self._path:
             return
         self.open_requested.emit(self._path)
-        if self.launch and not QDesktopServices.openUrl(QUrl.fromLocalFile(self._path)):
+        if self.launch and not open_path(self._path):
             self._set_note(self.tr("No application could open this file."))
 
     def reveal_file(self) -> None:
         if not self._path:
             return
         self.reveal_requested.emit(self._path)
-        if not self.launch:
-            return
-        path = os.path.abspath(self._path)
-        if sys.platform == "darwin" and os.path.exists(path):
-            ok = QProcess.startDetached("open", ["-R", path])[0]
-        elif sys.platform == "win32" and os.path.exists(path):
-            ok = QProcess.startDetached("explorer.exe", ["/select,", os.path.normpath(path)])[0]
-        else:
-            ok = QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
-        if not ok:
+        if self.launch and not reveal_path(self._path):
             self._set_note(self.tr("The folder could not be opened."))
 
     def copy_path(self) -> None:
