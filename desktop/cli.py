@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "exit 0 if nothing went wrong (for installers and benchmarks)")
     parser.add_argument("--smoke-query", metavar="TEXT",
                         help="with --smoke-test: search for this once the index is ready")
+    parser.add_argument("--smoke-open", action="store_true",
+                        help="with --smoke-test: open the first result with the system's viewer")
     parser.add_argument("--screenshot", metavar="PNG",
                         help="with --smoke-test: save the window as it closes")
     _common(parser, defaults=True)
@@ -139,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return gui_main(sys.argv[:1], data_dir=args.data_dir, model=args.model,
                         family=args.family, verbose=args.verbose, smoke_test=args.smoke_test,
-                        smoke_query=args.smoke_query, screenshot=args.screenshot)
+                        smoke_query=args.smoke_query, smoke_open=args.smoke_open,
+                        screenshot=args.screenshot)
     if not args.verbose:  # llama.cpp's chatter is for --verbose; its errors still show
         logging.getLogger("llama_cpp").setLevel(logging.ERROR)
     from .lock import DataDirBusy

@@ -59,8 +59,20 @@ def child_command(flag: str, *args: str) -> list[str]:
     flag first: desktop/__main__.py, desktop/cli.py)."""
     module = CHILD_FLAGS[flag]
     if is_frozen():
-        return [sys.executable, flag, *args]
+        return [_console_executable(), flag, *args]
     return [sys.executable, "-m", module, *args]
+
+
+def _console_executable() -> str:
+    """The frozen executable a child runs as. On Windows the window's Semdex.exe has no
+    console, so its standard streams are not set up; the console twin beside it (built from
+    the same spec, installers/semdex.spec) is, and the child is started without a window."""
+    exe = Path(sys.executable)
+    if sys.platform == "win32":
+        twin = exe.with_name("semdex-cli.exe")
+        if twin.is_file():
+            return str(twin)
+    return str(exe)
 
 
 def run_child_flag(argv: Sequence[str]) -> None:

@@ -343,13 +343,24 @@ def smoke_exe(exe: Path, gui_exe: Path | None = None) -> dict:
         shots = DIST / "smoke"
         shots.mkdir(parents=True, exist_ok=True)
         platforms = ["offscreen"] + (["xcb"] if SYSTEM == "Linux" else [])
+        # "Open" hands the result to the system's opener: a stand-in records what it is given
+        opener_env = home / "opener-env.txt"
+        fake_bin = tmp_path / "bin"
+        fake_bin.mkdir()
+        for name in ("xdg-open", "open"):
+            (fake_bin / name).write_text(f'#!/bin/sh\nenv > "{opener_env}"\n')
+            (fake_bin / name).chmod(0o755)
         for qpa in platforms:
             shot = shots / f"window-{qpa}.png"
             shot.unlink(missing_ok=True)
+            opener_env.unlink(missing_ok=True)
             # the PDF's question: the screenshot shows QtPdf's page with the passage marked
             cmd = [str(gui_exe), "--smoke-test", "--smoke-query",
                    "who lights the lamp for the ships at night", "--screenshot", str(shot)]
+            if SYSTEM == "Linux":
+                cmd.append("--smoke-open")
             genv = dict(env, QT_QPA_PLATFORM=qpa)
+            genv["PATH"] = os.pathsep.join([str(fake_bin), genv.get("PATH", "")])
             if qpa == "xcb":
                 cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x860x24", *cmd]
                 genv.pop("DISPLAY", None)
@@ -361,8 +372,28 @@ def smoke_exe(exe: Path, gui_exe: Path | None = None) -> dict:
                 raise SystemExit(f"smoke: the window ({qpa}) exited {proc.returncode}"
                                  f"\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
             figures[f"window_{qpa}_s"] = round(took, 2)
+            if SYSTEM == "Linux":
+                _check_opener_env(opener_env, Path(os.path.realpath(gui_exe)).parent)
             say(f"smoke: window on {qpa}: ready and closed in {took:.1f} s, screenshot {shot}")
     return figures
+
+
+def _check_opener_env(recorded: Path, app_dir: Path) -> None:
+    """The program the app opened files with saw the person's environment, not the bundle's
+    library and plugin paths (they would make the person's viewer load our Qt)."""
+    for _ in range(50):  # the opener runs detached: give it a moment
+        if recorded.is_file() and recorded.stat().st_size:
+            break
+        time.sleep(0.1)
+    else:
+        raise SystemExit("smoke: Open did not start the system's opener (xdg-open)")
+    leaked = [line for line in recorded.read_text().splitlines()
+              if line.split("=", 1)[0] in ("LD_LIBRARY_PATH", "QT_PLUGIN_PATH",
+                                           "QML2_IMPORT_PATH", "QT_QPA_PLATFORM_PLUGIN_PATH")
+              and str(app_dir) in line]
+    if leaked:
+        raise SystemExit(f"smoke: the opener inherited the bundle's paths: {leaked}")
+    say("smoke: Open started xdg-open with the person's environment (no bundle paths)")
 
 
 def _status_files(status: dict) -> int:
@@ -500,11 +531,11 @@ Upstream-Name: Semdex
 Source: {homepage}
 
 Files: *
-Copyright: Semdex developers
+Copyright: 2025-2026 Semdex developers
 License: MIT
 
 Files: opt/semdex/_internal/*
-Copyright: their authors
+Copyright: 1991-2026 the authors of each bundled library, as named in its licence file
 License: various
  /opt/semdex/_internal holds the libraries Semdex runs on, each under its own licence:
  CPython (PSF-2.0), Qt 6 and PySide6 (LGPL-3.0), llama.cpp and llama-cpp-python (MIT),
@@ -566,7 +597,7 @@ def _normalize_modes(root: Path) -> None:
             path.chmod(0o755 if os.access(path, os.X_OK) else 0o644)
 
 
-def build_deb(folder: Path) -> Path:
+def build_deb(folder: Path, fast: bool = False) -> Path:
     ver = app_info.version()
     pkg = BUILD / "deb-root"
     shutil.rmtree(pkg, ignore_errors=True)
@@ -594,17 +625,19 @@ def build_deb(folder: Path) -> Path:
         "Section: utils\nPriority: optional\n"
         f"Homepage: {app_info.HOMEPAGE}\n"
         f"Description: {app_info.SUMMARY.lower()}\n"
-        " Semdex searches the documents on your computer by meaning: PDF, text, Markdown,\n"
-        " HTML, code and Word files. Drag a folder onto its window and ask a question; it\n"
-        " shows the passages that answer it, highlighted in their page. It keeps its index\n"
-        " up to date as files change and opens no network connection. Its index and\n"
-        " settings live in your home folder and stay there when the package is removed.\n")
+        " Semdex searches the documents on your computer by meaning: PDF, text,\n"
+        " Markdown, HTML, code and Word files. Drag a folder onto its window and ask\n"
+        " a question; it shows the passages that answer it, highlighted in their page.\n"
+        " It keeps its index up to date as files change and opens no network\n"
+        " connection. Its index and settings live in your home folder and stay there\n"
+        " when the package is removed.\n")
     _normalize_modes(pkg)
     DIST.mkdir(exist_ok=True)
     out = DIST / f"semdex_{ver}_amd64.deb"
     t0 = time.monotonic()
     threads = f"--threads-max={os.cpu_count() or 1}"
-    run(["dpkg-deb", "--root-owner-group", "-Zxz", "-z9", threads, "--build", pkg, out])
+    level = ["-Zgzip", "-z1"] if fast else ["-Zxz", "-z9", threads]
+    run(["dpkg-deb", "--root-owner-group", *level, "--build", pkg, out])
     say(f"{out.name}: {out.stat().st_size / 1e6:.1f} MB in {time.monotonic() - t0:.0f} s; "
         f"needs glibc {floor}")
     return out
@@ -691,6 +724,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", nargs="?", help="smoke: the app folder, executable, .deb or "
                         ".tar.gz to test")
     parser.add_argument("--no-smoke", action="store_true", help="skip the smoke tests")
+    parser.add_argument("--fast-compression", action="store_true", help="a quickly made "
+                        "(bigger) .deb, to try packaging changes")
     parser.add_argument("--list-packages", action="store_true", help="print the Debian "
                         "packages the target needs on the build machine, and stop")
     parser.add_argument("--reuse-app", action="store_true", help="package the app frozen by "
@@ -720,7 +755,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_smoke:
             smoke(folder)
     if args.target == "deb":
-        deb = build_deb(folder)
+        deb = build_deb(folder, fast=args.fast_compression)
         check_deb(deb)
         if not args.no_smoke and os.geteuid() == 0:
             smoke(deb)

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,31 @@ def test_the_window_smoke_test_fails_on_a_broken_model(tmp_path, model_cache):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "semdex-smoke: error:" in proc.stderr and "broken.gguf" in proc.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="xdg-open is Linux's opener")
+def test_open_hands_the_file_to_xdg_open_without_the_bundles_paths(as_frozen, tmp_path,
+                                                                    monkeypatch):
+    """Frozen, "Open" starts the system's opener itself, with the person's environment: a
+    stand-in xdg-open on the PATH records what it got."""
+    from desktop.gui.launch import open_path
+
+    seen = tmp_path / "seen.txt"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "xdg-open").write_text(f'#!/bin/sh\necho "ARGS=$*" > "{seen}.tmp"\n'
+                                   f'env >> "{seen}.tmp"\nmv "{seen}.tmp" "{seen}"\n')
+    (fake / "xdg-open").chmod(0o755)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(fake), os.environ["PATH"]]))
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(as_frozen))
+    monkeypatch.setenv("QT_PLUGIN_PATH", str(as_frozen / "PySide6" / "Qt" / "plugins"))
+    doc = tmp_path / "a report.pdf"
+    doc.write_bytes(b"%PDF-1.4\n")
+    assert open_path(str(doc))
+    for _ in range(100):
+        if seen.exists():
+            break
+        time.sleep(0.05)
+    lines = seen.read_text().splitlines()
+    assert lines[0] == f"ARGS={doc}"
+    assert not [line for line in lines if str(as_frozen) in line]

@@ -90,7 +90,7 @@ def _quit_on_signals(window: QWidget) -> None:
 def main(argv: Sequence[str] | None = None, *, data_dir: str | os.PathLike[str] | None = None,
          model: str | None = None, family: str | None = None, verbose: bool = False,
          smoke_test: bool = False, smoke_query: str | None = None,
-         screenshot: str | None = None) -> int:
+         smoke_open: bool = False, screenshot: str | None = None) -> int:
     """Run the app until its window is closed; returns the exit code."""
     from .main_window import MainWindow
 
@@ -110,7 +110,8 @@ def main(argv: Sequence[str] | None = None, *, data_dir: str | os.PathLike[str] 
         if smoke_test:
             from .smoke import SmokeTest
 
-            window._smoke = SmokeTest(window, query=smoke_query, screenshot=screenshot)
+            window._smoke = SmokeTest(window, query=smoke_query, screenshot=screenshot,
+                                      open_result=smoke_open)
         window.show()
         _quit_on_signals(window)
         code = app.exec()

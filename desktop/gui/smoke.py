@@ -1,9 +1,11 @@
-"""`semdex --smoke-test [--query TEXT] [--screenshot PNG]`: the real window, start to quit.
+"""`semdex --smoke-test [--smoke-query TEXT] [--smoke-open] [--screenshot PNG]`: the real
+window, start to quit.
 
 For the installers' smoke test (installers/build.py) and the start-up benchmark
 (bench/startup.py): the app starts as a person starts it, shows its window, waits until the
 model and the index are ready (after catching up with its folders, if it has any), searches
-once when asked to and there is something to search, saves a screenshot and quits. It prints
+once when asked to and there is something to search (and opens the first result with the
+system's viewer, with --smoke-open), saves a screenshot and quits. It prints
 one line per milestone on stdout, with seconds since the process started:
 
     semdex-smoke: shown 0.84
@@ -43,10 +45,11 @@ _IMPORTED = time.monotonic()
 
 class SmokeTest(QObject):
     def __init__(self, window, *, query: str | None, screenshot: str | None,
-                 timeout: float = 180.0) -> None:
+                 open_result: bool = False, timeout: float = 180.0) -> None:
         super().__init__(window)
         self.window = window
         self.query = query
+        self.open_result = open_result
         self.screenshot = screenshot
         self.code: int | None = None
         self._shown = False
@@ -92,6 +95,8 @@ class SmokeTest(QObject):
             self.say(f"results {count} {process_age():.2f}")
             if count:  # the first result previewed, its passage highlighted
                 self.window.results_view.setCurrentIndex(self.window.results.index(0))
+                if self.open_result:  # and handed to the person's own viewer (Open)
+                    QTimer.singleShot(300, self.window.preview.open_file)
             QTimer.singleShot(800, lambda: self._finish(0 if count else 1))
 
     def _timeout(self) -> None:
