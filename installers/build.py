@@ -81,9 +81,7 @@ XCB_PACKAGES = ["libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1", "libxcb-im
                 "libxcb-render-util0", "libxcb-xkb1", "libxcb-xinerama0", "libxcb-shape0",
                 "libxcb-randr0", "libxkbcommon-x11-0", "libegl1", "libgl1", "libfontconfig1",
                 "libdbus-1-3", "libwayland-client0", "libwayland-cursor0", "libwayland-egl1"]
-# Qt plugins that are only used where the desktop has their libraries (the GTK theme plugin:
-# native dialogs and palette on GNOME); a missing library there only means Qt skips the plugin
-OPTIONAL_PLUGINS = {"platformthemes/libqgtk3.so": "libgtk-3-0"}
+
 TOOLS = {
     "deb": {"dpkg-deb": "dpkg-dev", "dpkg-shlibdeps": "dpkg-dev", "lintian": "lintian",
             "desktop-file-validate": "desktop-file-utils", "appstreamcli": "appstream",
@@ -470,18 +468,19 @@ def _system_libraries(folder: Path) -> dict[str, str]:
     each (ldd on every file; a library not found fails the build: it would fail on users)."""
     found: dict[str, str] = {}
     missing: set[str] = set()
+    # resolved as at run time: the bootloader puts the bundle's own folder on the search path
+    env = dict(os.environ, LD_LIBRARY_PATH=str(folder / "_internal"))
     for path in folder.rglob("*.so*"):
         if not path.is_file() or path.is_symlink():
             continue
-        out = subprocess.run(["ldd", str(path)], capture_output=True, text=True).stdout
+        out = subprocess.run(["ldd", str(path)], capture_output=True, text=True,
+                             env=env).stdout
         for line in out.splitlines():
             m = re.match(r"\s*(\S+) => (not found|(\S+))", line)
             if not m:
                 continue
             if m.group(2) == "not found":
                 rel = path.relative_to(folder).as_posix()
-                if any(rel.endswith(plugin) for plugin in OPTIONAL_PLUGINS):
-                    continue  # declared as Recommends (deb_depends)
                 if not list(folder.rglob(m.group(1))):
                     missing.add(f"{m.group(1)} (needed by {rel})")
                 continue
@@ -499,10 +498,6 @@ def _system_libraries(folder: Path) -> dict[str, str]:
                 found[lib] = q.stdout.split(":", 1)[0].split(",")[0].strip()
                 break
     return found
-
-
-def deb_recommends() -> list[str]:
-    return sorted(set(OPTIONAL_PLUGINS.values()))
 
 
 def deb_depends(folder: Path) -> tuple[list[str], str]:
@@ -621,8 +616,7 @@ def build_deb(folder: Path, fast: bool = False) -> Path:
     control.write_text(
         f"Package: semdex\nVersion: {ver}\nArchitecture: amd64\n"
         f"Maintainer: {app_info.MAINTAINER}\nInstalled-Size: {size_kib}\n"
-        f"Depends: {', '.join(depends)}\nRecommends: {', '.join(deb_recommends())}\n"
-        "Section: utils\nPriority: optional\n"
+        f"Depends: {', '.join(depends)}\nSection: utils\nPriority: optional\n"
         f"Homepage: {app_info.HOMEPAGE}\n"
         f"Description: {app_info.SUMMARY.lower()}\n"
         " Semdex searches the documents on your computer by meaning: PDF, text,\n"

@@ -57,7 +57,7 @@ def test_the_spec_is_python_and_collects_what_pyinstaller_cannot_see():
 def test_the_spec_trims_what_semdex_does_not_use():
     """The trimming rules of the spec, applied to real destination names."""
     spec = (ROOT / "installers" / "semdex.spec").read_text()
-    source = spec[spec.index("def _dropped"):spec.index("a.binaries = [")]
+    source = spec[spec.index("GTK_STACK = ("):spec.index("a.binaries = [")]
     scope: dict = {"SYSTEM": "Linux"}
     exec(compile(source, "semdex.spec", "exec"), scope)  # noqa: S102 (our own file)
     dropped = scope["_dropped"]
@@ -65,10 +65,14 @@ def test_the_spec_trims_what_semdex_does_not_use():
                  "pyarrow/tests/data/x.gz", "libstdc++.so.6", "libgcc_s.so.1",
                  "PySide6/Qt/plugins/platforms/libqvnc.so", "libQt6Quick.so.6",
                  "PySide6/Qt/plugins/platforminputcontexts/libqtvirtualkeyboardplugin.so",
-                 "pyarrow/libarrow_s3.so.2600", "pyarrow/_s3fs.cpython-311-x86_64-linux-gnu.so"):
+                 "pyarrow/libarrow_s3.so.2600", "pyarrow/_s3fs.cpython-311-x86_64-linux-gnu.so",
+                 "PySide6/Qt/plugins/platformthemes/libqgtk3.so", "libgtk-3.so.0",
+                 "libgdk_pixbuf-2.0.so.0", "libpango-1.0.so.0", "libwayland-client.so.0"):
         assert dropped(dest), dest
     for dest in ("pyarrow/libarrow.so.2600", "PySide6/Qt/plugins/platforms/libqxcb.so",
                  "PySide6/Qt/plugins/platforms/libqwayland.so", "PySide6/Qt/lib/libQt6Pdf.so.6",
+                 "PySide6/Qt/plugins/platformthemes/libqxdgdesktopportal.so",
+                 "libglib-2.0.so.0", "libgio-2.0.so.0", "libdbus-1.so.3",
                  "llama_cpp/lib/libggml-cpu-haswell.so", "llama_cpp/lib/libllama.so",
                  "numpy.libs/libscipy_openblas64_-fdde5778.so", "models/x.gguf",
                  "pyarrow/libarrow_compute.so.2600", "pyarrow/libarrow_dataset.so.2600",
