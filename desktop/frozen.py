@@ -104,6 +104,14 @@ def external_env(environ: Mapping[str, str] | None = None,
     bundle = bundle if bundle is not None else bundle_dir()
     if bundle is None:
         return env
+    # the bootloader's own bookkeeping; and another PyInstaller app started from here must not
+    # take our environment for its own
+    for name in [n for n in env if n.startswith("_PYI_")]:
+        del env[name]
+    env["PYINSTALLER_RESET_ENVIRONMENT"] = "1"
+    roots = [bundle]
+    if bundle.name == "Frameworks":  # a macOS .app: Contents/Resources holds the rest
+        roots.append(bundle.parent)
     for name in _BUNDLE_VARS:
         original = env.pop(name + "_ORIG", None)
         if original is not None:
@@ -111,7 +119,8 @@ def external_env(environ: Mapping[str, str] | None = None,
             continue
         if name not in env:
             continue
-        kept = [e for e in env[name].split(os.pathsep) if e and not _inside(e, bundle)]
+        kept = [e for e in env[name].split(os.pathsep)
+                if e and not any(_inside(e, root) for root in roots)]
         if kept:
             env[name] = os.pathsep.join(kept)
         else:

@@ -100,7 +100,12 @@ def _load_backend_modules() -> None:
     lib.ggml_backend_load_all_from_path.restype = None
     lib.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
     lib.ggml_backend_load_all_from_path(folder.encode())
-    log.info("llama.cpp backends loaded from %s: %d", folder, lib.ggml_backend_reg_count())
+    count = lib.ggml_backend_reg_count()
+    log.info("llama.cpp backends loaded from %s: %d", folder, count)
+    if count == 0:
+        raise RuntimeError(f"llama.cpp found no CPU backend it can run in {folder} (the "
+                           "libggml-cpu-* files are missing, or a library they need is: "
+                           "libgomp on Linux)")
 
 
 def _libllamas_ggml(folder: str):

@@ -13,7 +13,7 @@ goes into its own virtual environment, build/venv, never the developer's: the pr
 versions in installers/constraints.txt, PyInstaller, and llama-cpp-python compiled for every
 x86-64 CPU rather than this one (GGML_NATIVE=OFF, with its CPU kernels as run-time variants,
 GGML_BACKEND_DL + GGML_CPU_ALL_VARIANTS: each machine loads the best one its processor runs).
-That compile takes about half an hour on two cores; the wheel is kept in build/wheels/.
+That compile takes about 12 minutes on two cores; the wheel is kept in build/wheels/.
 On Debian and Ubuntu, the system packages a target needs (dpkg-dev, lintian, Xvfb, the X
 libraries Qt's xcb plugin needs) are installed with apt-get when run as root, else named.
 """
@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -65,12 +66,15 @@ def llama_cmake_args() -> list[str]:
     args = ["-DGGML_NATIVE=OFF", "-DLLAVA_BUILD=OFF", "-DLLAMA_BUILD_TOOLS=OFF",
             "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_SERVER=OFF"]
     if SYSTEM == "Darwin":
-        return args  # arm64: one CPU backend; Metal embedded in the library
+        # one CPU backend (Metal embedded on arm64). On Intel Macs llama-cpp-python turns AVX,
+        # AVX2, FMA and F16C off; BMI2 too, or the kernels would need a Haswell (macOS 12 runs
+        # on Ivy Bridge Macs): SSE4.2 is the floor there
+        return args + (["-DGGML_BMI2=OFF"] if platform.machine() == "x86_64" else [])
     # x86-64 (and Linux arm64): the CPU kernels as loadable variants, the best one chosen at
     # run time; they are installed beside libllama, where desktop/llama_model.py loads them
     args += ["-DGGML_BACKEND_DL=ON", "-DGGML_CPU_ALL_VARIANTS=ON",
              "-DCMAKE_INSTALL_BINDIR=llama_cpp/lib"]
-    if IS_WINDOWS:
+    if SYSTEM == "Windows":
         args.append("-DGGML_OPENMP=OFF")  # else vcomp140.dll must be shipped beside it
     return args
 
@@ -137,6 +141,14 @@ def _wheel_dir() -> Path:
     return WHEELS / f"llama-cpp-python-{LLAMA_VERSION}-{key}"
 
 
+def _build_env() -> dict[str, str]:
+    """On macOS: compile and link for the oldest macOS the app says it runs on."""
+    env = dict(os.environ)
+    if SYSTEM == "Darwin":
+        env["MACOSX_DEPLOYMENT_TARGET"] = app_info.MIN_MACOS
+    return env
+
+
 def portable_llama_wheel() -> Path:
     """llama-cpp-python compiled with llama_cmake_args(), once (kept in build/wheels)."""
     out = _wheel_dir()
@@ -144,9 +156,9 @@ def portable_llama_wheel() -> Path:
     if found:
         return found[-1]
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, CMAKE_ARGS=" ".join(llama_cmake_args()))
+    env = dict(_build_env(), CMAKE_ARGS=" ".join(llama_cmake_args()))
     env.pop("SOURCE_DATE_EPOCH", None)  # it would turn every SIMD baseline off as well
-    say("compiling llama-cpp-python for every CPU (about 30 minutes on 2 cores) ...")
+    say("compiling llama-cpp-python for every CPU (about 12 minutes on 2 cores) ...")
     # --no-cache-dir: pip's wheel cache would hand back the developer's native build
     run([VENV_PY, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--no-binary",
          "llama-cpp-python", f"llama-cpp-python=={LLAMA_VERSION}", "-w", out], env=env)
@@ -186,8 +198,7 @@ def stage() -> None:
         "convert_bert(weights, Path(sys.argv[1]), ftype='f16', name=STARTER_NAME)\n"
     )
     target = models / STARTER_FILE
-    if not target.is_file():
-        run([VENV_PY, "-c", script, target], cwd=BUILD)
+    run([VENV_PY, "-c", script, target], cwd=BUILD)  # always: under a second, never stale
     render = (
         "import sys\n"
         "from PySide6.QtCore import Qt\n"
@@ -207,7 +218,7 @@ def stage() -> None:
 
 def freeze() -> Path:
     """PyInstaller: the onedir app (the .app on macOS). Returns its folder."""
-    env = dict(os.environ, SEMDEX_STAGE=str(STAGE))
+    env = dict(_build_env(), SEMDEX_STAGE=str(STAGE))
     run([VENV_PY, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
          "--distpath", FROZEN, "--workpath", BUILD / "pyinstaller-work",
          HERE / "semdex.spec"], env=env, cwd=ROOT)
@@ -218,20 +229,24 @@ def freeze() -> Path:
 
 
 def check_portable(folder: Path) -> None:
-    """The libraries every CPU loads must not use AVX-512 (only the CPU variants chosen at run
-    time on processors that have it may), and the CPU variants must be there."""
+    """The libraries every CPU loads (and the two baseline variants) must use no AVX, AVX2,
+    AVX-512 or BMI2 instruction: only the variants chosen at run time on processors that have
+    them may. And the CPU variants must be there."""
     lib = folder / "_internal" / "llama_cpp" / "lib"
     variants = sorted(p.name for p in lib.glob("libggml-cpu-*.so*"))
     if not variants:
         raise SystemExit(f"build.py: no CPU variants in {lib}")
-    for name in ("libllama.so", "libggml.so", "libggml-base.so", "libggml-cpu-x64.so"):
+    for name in ("libllama.so", "libggml.so", "libggml-base.so", "libggml-cpu-x64.so",
+                 "libggml-cpu-sse42.so"):
         path = lib / name
         if not path.exists():
             raise SystemExit(f"build.py: {path} is missing")
         dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(path)],
                              capture_output=True, text=True, check=True).stdout
-        if "%zmm" in dis:
-            raise SystemExit(f"build.py: {name} uses AVX-512: it would crash most CPUs")
+        found = re.search(r"%[yz]mm\d|\s(shlx|sarx|shrx|pdep|pext|rorx|mulx)\s", dis)
+        if found:  # AVX/AVX2/AVX-512 registers or BMI2: loaded on every CPU, not all have them
+            raise SystemExit(f"build.py: {name} uses {found.group(0).strip()}: it would "
+                             "crash older CPUs")
     names = ", ".join(v.split(".")[0][len("libggml-cpu-"):] for v in variants)
     say(f"portable: {len(variants)} CPU variants ({names})")
 
@@ -277,8 +292,12 @@ def _tiny_pdf(text: str) -> bytes:
 def _fresh_env(home: Path) -> dict[str, str]:
     keep = ("PATH", "LANG", "LC_ALL", "TERM", "SYSTEMROOT", "TEMP", "TMP", "DISPLAY")
     env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update(HOME=str(home), USERPROFILE=str(home), LOCALAPPDATA=str(home / "AppData"),
-               APPDATA=str(home / "AppData" / "Roaming"), XDG_RUNTIME_DIR=str(home / "run"))
+    local = home / "AppData" / "Local"
+    env.update(HOME=str(home), USERPROFILE=str(home), LOCALAPPDATA=str(local),
+               APPDATA=str(home / "AppData" / "Roaming"), XDG_RUNTIME_DIR=str(home / "run"),
+               # platformdirs reads Windows' known folders from the shell, not the variables
+               WIN_PD_OVERRIDE_LOCAL_APPDATA=str(local),
+               WIN_PD_OVERRIDE_APPDATA=str(home / "AppData" / "Roaming"))
     (home / "run").mkdir(mode=0o700, parents=True, exist_ok=True)
     return env
 
@@ -345,8 +364,10 @@ def smoke_exe(exe: Path, gui_exe: Path | None = None) -> dict:
         opener_env = home / "opener-env.txt"
         fake_bin = tmp_path / "bin"
         fake_bin.mkdir()
+        target = shlex.quote(str(opener_env))
         for name in ("xdg-open", "open"):
-            (fake_bin / name).write_text(f'#!/bin/sh\nenv > "{opener_env}"\n')
+            (fake_bin / name).write_text(f"#!/bin/sh\nenv > {target}.tmp && "
+                                         f"mv {target}.tmp {target}\n")
             (fake_bin / name).chmod(0o755)
         for qpa in platforms:
             shot = shots / f"window-{qpa}.png"
@@ -409,7 +430,10 @@ def smoke(path: Path) -> dict:
     if path.name.endswith(".tar.gz"):
         with tempfile.TemporaryDirectory(prefix="semdex-tar-") as tmp:
             with tarfile.open(path) as tar:
-                tar.extractall(tmp, filter="tar")
+                if hasattr(tarfile, "data_filter"):  # Python 3.10.12+, 3.11.4+
+                    tar.extractall(tmp, filter="data")
+                else:
+                    tar.extractall(tmp)  # noqa: S202 (our own archive, just built)
             (top,) = Path(tmp).iterdir()
             return smoke_exe(_exe_in(top))
     if IS_WINDOWS and path.is_dir():
@@ -424,8 +448,11 @@ def smoke_deb(deb: Path) -> dict:
     if os.geteuid() != 0:
         raise SystemExit("build.py smoke: installing a .deb needs root (sudo)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if subprocess.run(["dpkg-query", "-W", "semdex"], capture_output=True).returncode == 0:
-        run(["apt-get", "purge", "-y", "-qq", "semdex"], env=env)
+    installed = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "semdex"],
+                               capture_output=True, text=True).stdout
+    if "install ok installed" in installed:
+        raise SystemExit("build.py smoke: semdex is installed on this machine; the test "
+                         "installs and purges its own copy: `apt-get purge semdex` first")
     t0 = time.monotonic()
     run(["apt-get", "install", "-y", "-qq", str(deb)], env=env)
     figures = {"apt_install_s": round(time.monotonic() - t0, 1)}

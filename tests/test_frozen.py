@@ -47,6 +47,19 @@ def test_children_are_started_without_python_dash_c(as_frozen):
         assert "-c" not in frozen.child_command(flag) and "-m" not in frozen.child_command(flag)
 
 
+def test_windows_children_run_as_the_console_exe(as_frozen, monkeypatch):
+    """Semdex.exe (the window) has no console and so no standard streams for a child to
+    report through; its console twin beside it runs the children."""
+    gui = as_frozen.parent / "Semdex.exe"
+    cli = as_frozen.parent / "semdex-cli.exe"
+    gui.write_bytes(b"MZ")
+    monkeypatch.setattr(sys, "executable", str(gui))
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert child_command("{}")[0] == str(gui)  # no twin (yet): the exe itself
+    cli.write_bytes(b"MZ")
+    assert child_command("{}") == [str(cli), CHILD_FLAG, "{}"]
+
+
 def test_source_children_use_the_modules(monkeypatch):
     monkeypatch.delattr(sys, "frozen", raising=False)
     assert child_command("{}") == [sys.executable, "-m", "desktop.trial_load", "{}"]
@@ -78,7 +91,7 @@ def test_buffer_measurement_runs_through_the_entry_point(starter_model, monkeypa
     monkeypatch.setattr("desktop.memory.child_command", through_entry)
     got = measure_buffers(starter_model, 1, 256)
     assert got.compute_bytes > 0 and got.kv_bytes >= 0
-    assert real("--semdex-measure-buffers")[-1] != "-c"
+    assert real("--semdex-measure-buffers")[1:3] == ["-m", "desktop.memory"]
 
 
 def test_other_programs_get_the_persons_environment(as_frozen):
@@ -97,11 +110,24 @@ def test_other_programs_get_the_persons_environment(as_frozen):
     assert "QT_PLUGIN_PATH" not in out and "QML2_IMPORT_PATH" not in out
     assert out["PATH"] == os.pathsep.join(["/usr/bin", "/bin"])
     assert out["HOME"] == "/home/ada"
+    # the bootloader's bookkeeping stays with us; a PyInstaller app started from here resets
+    with_pyi = frozen.external_env({"_PYI_ARCHIVE_FILE": b, "HOME": "/h"})
+    assert "_PYI_ARCHIVE_FILE" not in with_pyi and with_pyi["PYINSTALLER_RESET_ENVIRONMENT"]
     # no original value: the variable goes entirely
     assert "LD_LIBRARY_PATH" not in frozen.external_env({"LD_LIBRARY_PATH": b})
     # a person's own plugin path beside the bundle's is kept
     mixed = frozen.external_env({"QT_PLUGIN_PATH": os.pathsep.join([b, "/opt/kde/plugins"])})
     assert mixed["QT_PLUGIN_PATH"] == "/opt/kde/plugins"
+
+
+def test_a_macos_apps_resources_count_as_the_bundle(tmp_path):
+    """In Semdex.app the bundle dir is Contents/Frameworks, and PyInstaller's Qt hook also
+    points QML2_IMPORT_PATH into Contents/Resources."""
+    frameworks = tmp_path / "Semdex.app" / "Contents" / "Frameworks"
+    resources = frameworks.parent / "Resources"
+    env = {"QML2_IMPORT_PATH": os.pathsep.join([str(resources / "PySide6" / "Qt" / "qml"),
+                                                str(frameworks / "PySide6" / "Qt" / "qml")])}
+    assert "QML2_IMPORT_PATH" not in frozen.external_env(env, bundle=frameworks)
 
 
 def test_from_source_the_environment_is_passed_as_it_is(monkeypatch):
@@ -155,6 +181,17 @@ def test_the_window_smoke_test(tmp_path, starter_model, model_cache):
     assert steps == ["shown", "ready", "results", "ok"], proc.stdout
     assert int(lines[2][2]) >= 1
     assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_window_smoke_test_fails_when_there_is_nothing_to_search(tmp_path, model_cache):
+    """Asked to search and nothing indexed (a smoke test set up wrong): not a pass."""
+    env = {k: v for k, v in os.environ.items() if k != "SEMDEX_DATA_DIR"}
+    env.update(QT_QPA_PLATFORM="offscreen", SEMDEX_MODEL_CACHE=str(model_cache))
+    proc = subprocess.run([sys.executable, "-m", "desktop", "--data-dir", str(tmp_path / "d"),
+                           "--smoke-test", "--smoke-query", "anything"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "semdex-smoke: nothing indexed to search" in proc.stdout
 
 
 def test_the_window_smoke_test_fails_on_a_broken_model(tmp_path, model_cache):

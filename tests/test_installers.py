@@ -80,13 +80,20 @@ def test_the_spec_trims_what_semdex_does_not_use():
         assert not dropped(dest), dest
 
 
-def test_llama_cpp_is_built_for_every_cpu():
+@pytest.mark.parametrize("system, machine", [("Linux", "x86_64"), ("Windows", "AMD64"),
+                                             ("Darwin", "arm64"), ("Darwin", "x86_64")])
+def test_llama_cpp_is_built_for_every_cpu(system, machine, monkeypatch):
+    monkeypatch.setattr(build, "SYSTEM", system)
+    monkeypatch.setattr(build.platform, "machine", lambda: machine)
     args = build.llama_cmake_args()
     assert "-DGGML_NATIVE=OFF" in args
-    if sys.platform.startswith("linux"):
+    if system in ("Linux", "Windows"):
         assert {"-DGGML_BACKEND_DL=ON", "-DGGML_CPU_ALL_VARIANTS=ON"} <= set(args)
         # the variants land beside libllama, where desktop/llama_model.py loads them from
         assert "-DCMAKE_INSTALL_BINDIR=llama_cpp/lib" in args
+    assert ("-DGGML_OPENMP=OFF" in args) is (system == "Windows")  # else vcomp140.dll
+    # Intel Macs: llama-cpp-python turns AVX/AVX2/FMA/F16C off, and BMI2 must go too
+    assert ("-DGGML_BMI2=OFF" in args) is ((system, machine) == ("Darwin", "x86_64"))
 
 
 def test_constraints_pin_every_version():

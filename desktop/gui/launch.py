@@ -21,13 +21,13 @@ from desktop.frozen import external_env, is_frozen
 log = logging.getLogger(__name__)
 
 
-def _start(argv: list[str]) -> bool:
+def _start(argv: list[str] | str) -> bool:
     try:
         kw: dict = {"start_new_session": True} if os.name == "posix" else {}
         subprocess.Popen(argv, env=external_env(), stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
     except OSError as exc:
-        log.warning("could not start %s: %s", argv[0], exc)
+        log.warning("could not start %s: %s", argv, exc)
         return False
     return True
 
@@ -37,8 +37,8 @@ def open_path(path: str) -> bool:
     path = os.path.abspath(path)
     if not is_frozen():
         return QDesktopServices.openUrl(QUrl.fromLocalFile(path))
-    if sys.platform == "win32":
-        return _start(["explorer.exe", os.path.normpath(path)])
+    if sys.platform == "win32":  # quoted whole: explorer splits its arguments at commas
+        return _start(f'explorer.exe "{os.path.normpath(path)}"')
     if sys.platform == "darwin":
         return _start(["open", path])
     return _start(["xdg-open", path])
@@ -51,6 +51,8 @@ def reveal_path(path: str) -> bool:
         argv = ["open", "-R", path]
     elif sys.platform == "win32" and os.path.exists(path):
         argv = ["explorer.exe", "/select,", os.path.normpath(path)]
+        if is_frozen():
+            return _start(f'explorer.exe /select,"{os.path.normpath(path)}"')
     else:
         return open_path(os.path.dirname(path))
     return _start(argv) if is_frozen() else QProcess.startDetached(argv[0], argv[1:])[0]
