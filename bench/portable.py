@@ -19,7 +19,6 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,28 +28,16 @@ sys.path.insert(0, str(ROOT))
 def child(path: str, family: str, n: int) -> None:
     import logging
 
-    from bench.quantized import passages
-    from desktop.embedder import Embedder, EmbedderSettings
+    from bench.quantized import passages, time_embedding
     from desktop.llama_model import system_info
 
     logging.disable(logging.WARNING)
-    texts = passages(n)
-    with Embedder(path, EmbedderSettings(family=family, threads=2)) as e:
-        seqs = []
-        for t in texts:
-            tokens = e.encode_document(t)
-            if len(tokens) > e.pack_tokens:
-                tokens = tokens[:e.pack_tokens - 1] + tokens[-1:]
-            seqs.append(tokens)
-        e.embed_tokens(seqs[:2])
-        t0 = time.perf_counter()
-        e.embed_tokens(seqs)
-        seconds = time.perf_counter() - t0
+    timed = time_embedding(path, family, passages(n), threads=2)
     import llama_cpp
 
     lib = Path(llama_cpp.__file__).parent / "lib"
     variants = sorted(p.name for p in lib.glob("libggml-cpu-*.so*"))
-    print(json.dumps({"tokens_per_s": sum(map(len, seqs)) / seconds,
+    print(json.dumps({"tokens_per_s": timed["tokens_per_s"],
                       "features": system_info().split("|")[:40],
                       "variants": len(variants)}))
 

@@ -23,9 +23,6 @@ from .profiles import PROFILES, TASKS
 log = logging.getLogger("semdex")
 
 
-MODEL_CHECK_FLAG = "--semdex-model-check"  # trial_load.CHILD_FLAG (in frozen.CHILD_FLAGS)
-
-
 class CliError(Exception):
     """A problem to report in one line, without a traceback."""
 

@@ -21,10 +21,11 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 RESOURCES = PACKAGE_DIR / "resources"
 
-# the hidden flags a frozen Semdex is started with as its own child (see child_command)
+# the hidden flags a frozen Semdex is started with as its own child (see child_command):
+# the module that runs it (`python -m module` from source) and its entry point
 CHILD_FLAGS = {
-    "--semdex-model-check": "desktop.trial_load",
-    "--semdex-measure-buffers": "desktop.memory",
+    "--semdex-model-check": ("desktop.trial_load", "run_as_child"),
+    "--semdex-measure-buffers": ("desktop.memory", "measure_child_main"),
 }
 
 # what PyInstaller's bootloader and run-time hooks set or extend with the bundle's folders
@@ -57,7 +58,7 @@ def child_command(flag: str, *args: str) -> list[str]:
     """How to start Semdex itself to run one of CHILD_FLAGS' modules with these arguments:
     `python -m module ARGS` from source, `<app> FLAG ARGS` frozen (the entry point routes the
     flag first: desktop/__main__.py, desktop/cli.py)."""
-    module = CHILD_FLAGS[flag]
+    module = CHILD_FLAGS[flag][0]
     if is_frozen():
         return [_console_executable(), flag, *args]
     return [sys.executable, "-m", module, *args]
@@ -79,13 +80,10 @@ def run_child_flag(argv: Sequence[str]) -> None:
     """If argv[0] is one of CHILD_FLAGS, run that child with the rest and exit; else return."""
     if not argv or argv[0] not in CHILD_FLAGS:
         return
-    if argv[0] == "--semdex-model-check":
-        from desktop.trial_load import run_as_child
+    import importlib
 
-        run_as_child(list(argv[1:]))  # never returns
-    from desktop.memory import measure_child_main
-
-    sys.exit(measure_child_main(list(argv[1:])))
+    module, entry = CHILD_FLAGS[argv[0]]
+    sys.exit(getattr(importlib.import_module(module), entry)(list(argv[1:])))
 
 
 def _inside(entry: str, bundle: Path) -> bool:

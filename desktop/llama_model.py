@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -115,7 +116,6 @@ def _libllamas_ggml(folder: str):
     loader hands back the very copy libllama got."""
     import ctypes
     import glob
-    import sys
 
     if sys.platform.startswith("linux") and hasattr(os, "RTLD_NOLOAD"):
         for path in sorted(glob.glob(os.path.join(folder, "libggml.so.*")), key=len):

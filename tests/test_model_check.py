@@ -286,9 +286,9 @@ def test_the_child_protocol_through_the_command(starter_model):
     proc.stdin.close()
     assert proc.wait(timeout=30) == 0
     assert lines[0] == {"stage": "load"} and lines[-1]["ok"] and lines[-1]["dims"] == 384
-    from desktop.cli import MODEL_CHECK_FLAG
+    from desktop.frozen import CHILD_FLAGS
 
-    assert MODEL_CHECK_FLAG == CHILD_FLAG
+    assert CHILD_FLAGS[CHILD_FLAG][0] == "desktop.trial_load"  # what the entry points route
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX fifo")
