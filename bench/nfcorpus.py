@@ -31,8 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from desktop.embedder import EmbedderSettings  # noqa: E402
 from desktop.engine import Engine  # noqa: E402
+from desktop.models.embedder import EmbedderSettings  # noqa: E402
 
 
 def write_corpus(data: Path, out: Path, limit: int | None) -> Path:
@@ -113,7 +113,7 @@ def main() -> int:
     corpus = write_corpus(args.data, args.out, args.limit)
     data_dir = args.out / "data"
     shutil.rmtree(data_dir, ignore_errors=True)
-    from desktop.embedder import default_threads
+    from desktop.models.embedder import default_threads
 
     threads = args.threads or default_threads()
     settings = EmbedderSettings(threads=threads, gpu_layers=args.gpu_layers)

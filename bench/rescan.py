@@ -39,10 +39,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from desktop.embedder import EmbedderSettings, default_threads  # noqa: E402
 from desktop.engine import Engine  # noqa: E402
-from desktop.indexer import Indexer  # noqa: E402
-from desktop.scan import scan_folder  # noqa: E402
+from desktop.index.indexer import Indexer  # noqa: E402
+from desktop.index.scan import scan_folder  # noqa: E402
+from desktop.models.embedder import EmbedderSettings, default_threads  # noqa: E402
 
 TREE_VERSION = 1  # bump when the generated text changes: the cached tree is then rebuilt
 TOPS = ["projects", "recipes", "travel", "work", "school", "letters", "health", "finance",

@@ -48,10 +48,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.rescan import file_path, file_text, sentence_pool  # noqa: E402
-from desktop.embedder import EmbedderSettings, default_threads  # noqa: E402
 from desktop.engine import Engine  # noqa: E402
-from desktop.indexer import Progress  # noqa: E402
-from desktop.sync import Syncer, SyncSettings  # noqa: E402
+from desktop.index.indexer import Progress  # noqa: E402
+from desktop.index.sync import Syncer, SyncSettings  # noqa: E402
+from desktop.models.embedder import EmbedderSettings, default_threads  # noqa: E402
 
 READERS = ("writer", "fresh", "refresh", "second")
 _SYLLABLES = ("bra", "dov", "fel", "gri", "kon", "lux", "mir", "nop", "qua", "rist", "sol",

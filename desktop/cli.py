@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import __version__
-from .frozen import run_child_flag
-from .profiles import PROFILES, TASKS
+from desktop import __version__
+from desktop.frozen import run_child_flag
+from desktop.models.profiles import PROFILES, TASKS
 
 log = logging.getLogger("semdex")
 
@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         screenshot=args.screenshot)
     if not args.verbose:  # llama.cpp's chatter is for --verbose; its errors still show
         logging.getLogger("llama_cpp").setLevel(logging.ERROR)
-    from .lock import DataDirBusy
+    from desktop.index.lock import DataDirBusy
 
     try:
         return COMMANDS[args.command](args)
@@ -162,11 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _engine(args: argparse.Namespace):
-    from .embedder import EmbedderSettings
-    from .engine import Engine
-    from .gguf_info import ModelFileError
-    from .profiles import NotAnEmbedder
-    from .starter import StarterModelMissing
+    from desktop.engine import Engine
+    from desktop.models.embedder import EmbedderSettings
+    from desktop.models.gguf_info import ModelFileError
+    from desktop.models.profiles import NotAnEmbedder
+    from desktop.models.starter import StarterModelMissing
 
     settings = EmbedderSettings(chunk_tokens=getattr(args, "chunk_tokens", None),
                                 threads=args.threads, gpu_layers=args.gpu_layers)
@@ -179,8 +179,8 @@ def _engine(args: argparse.Namespace):
 
 
 def _load_model(engine) -> None:
-    from .gguf_info import ModelFileError
-    from .model_check import ModelUnusable
+    from desktop.models.gguf_info import ModelFileError
+    from desktop.models.model_check import ModelUnusable
 
     try:
         engine.embedder  # noqa: B018 - tried in a child process first, then loaded
@@ -228,7 +228,7 @@ class ProgressLine:
 
 
 def _describe(prog) -> str:
-    from .indexer import format_duration  # (loaded by then: indexing has begun)
+    from desktop.index.indexer import format_duration  # (loaded by then: indexing has begun)
 
     if prog.phase == "scanning":
         return "Scanning folders…"
@@ -252,8 +252,8 @@ def _ready_to_write(engine, args: argparse.Namespace) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from .indexer import format_duration
-    from .lock import WriterLock
+    from desktop.index.indexer import format_duration
+    from desktop.index.lock import WriterLock
 
     engine = _engine(args)
     with engine, WriterLock(engine.data_dir, "index") as lock:
@@ -299,7 +299,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from .sync import Syncer, SyncSettings
+    from desktop.index.sync import Syncer, SyncSettings
 
     engine = _engine(args)
     cancel = threading.Event()
@@ -371,7 +371,7 @@ def _hit_json(hit) -> dict[str, Any]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .search import snippet
+    from desktop.search import snippet
 
     if (args.query is None) == (args.queries is None):
         raise CliError("give a QUERY or --queries FILE.jsonl (not both)")
@@ -452,7 +452,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _model_entry(m, gpu, active: str | None) -> dict[str, Any]:
     """One discovered GGUF as `semdex models` reports it: what it is, and whether it fits."""
-    from .memory import assess, semdex_batch_tokens
+    from desktop.models.memory import assess, semdex_batch_tokens
 
     e: dict[str, Any] = {"path": str(m.path), "name": m.name, "source": m.source,
                          "location": str(m.location), "size_bytes": m.size_bytes,
@@ -483,12 +483,12 @@ def _model_entry(m, gpu, active: str | None) -> dict[str, Any]:
 def cmd_models(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .catalogue import missing_from
-    from .discovery import Locations, discover
-    from .gpu import detect
-    from .memory import verdict
-    from .starter import StarterModelMissing, starter_model_path
-    from .state import State, resolve_data_dir
+    from desktop.index.state import State, resolve_data_dir
+    from desktop.models.catalogue import missing_from
+    from desktop.models.discovery import Locations, discover
+    from desktop.models.gpu import detect
+    from desktop.models.memory import verdict
+    from desktop.models.starter import StarterModelMissing, starter_model_path
 
     state = State.load(resolve_data_dir(args.data_dir))
     notes = []
@@ -547,10 +547,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def _recheck(args: argparse.Namespace) -> list[str]:
     """`models --recheck PATH...`: a new trial load of each file, whatever is remembered."""
-    from .embedder import EmbedderSettings
-    from .gguf_info import ModelFileError
-    from .model_check import check_file
-    from .profiles import NotAnEmbedder
+    from desktop.models.embedder import EmbedderSettings
+    from desktop.models.gguf_info import ModelFileError
+    from desktop.models.model_check import check_file
+    from desktop.models.profiles import NotAnEmbedder
 
     files = [p for p in args.paths if os.path.isfile(p)]
     if not files:

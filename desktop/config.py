@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
-from .profiles import TASKS
+from desktop.models.profiles import TASKS
 
 if TYPE_CHECKING:
-    from .embedder import EmbedderSettings
+    from desktop.models.embedder import EmbedderSettings
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Config:
     def embedder_settings(self) -> EmbedderSettings:
         """The model settings these stand for: one place, so the window's worker and the
         model picker's trial load ask for the same thing (and so find the same record)."""
-        from .embedder import EmbedderSettings
+        from desktop.models.embedder import EmbedderSettings
 
         return EmbedderSettings(chunk_tokens=self.chunk_tokens, threads=self.threads,
                                 gpu_layers=self.gpu_layers)
@@ -235,6 +235,6 @@ class Config:
 
     def resolved_data_dir(self) -> Path:
         """The data dir this config points at (state.resolve_data_dir creates it)."""
-        from .state import resolve_data_dir
+        from desktop.index.state import resolve_data_dir
 
         return resolve_data_dir(self.data_dir)

@@ -17,16 +17,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import model_check
-from .embedder import Embedder, EmbedderSettings, model_key
-from .gguf_info import ModelInfo, read_model_info
-from .indexer import Indexer, Progress
-from .lock import WriterLock, writer_alive
-from .profiles import Profile, detect_profile
-from .scan import ScanProblem, displayable, is_under, scan_folder
-from .search import Hit, search, search_vector
-from .state import ModelChoice, State, resolve_data_dir
-from .store import FileRow, Store
+from desktop.index.indexer import Indexer, Progress
+from desktop.index.lock import WriterLock, writer_alive
+from desktop.index.scan import ScanProblem, displayable, is_under, scan_folder
+from desktop.index.state import ModelChoice, State, resolve_data_dir
+from desktop.index.store import FileRow, Store
+from desktop.models import model_check
+from desktop.models.embedder import Embedder, EmbedderSettings, model_key
+from desktop.models.gguf_info import ModelInfo, read_model_info
+from desktop.models.profiles import Profile, detect_profile
+from desktop.search import Hit, search, search_vector
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class ModelRef:
 def resolve_model(state: State, model: str | os.PathLike[str] | None = None,
                   family: str | None = None) -> ModelRef:
     """The model to use, validated from its metadata without loading weights."""
-    from .starter import starter_model_path
+    from desktop.models.starter import starter_model_path
 
     chosen = model or state.model.path
     family = family or (state.model.family if not model else None)

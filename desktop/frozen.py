@@ -24,8 +24,8 @@ RESOURCES = PACKAGE_DIR / "resources"
 # the hidden flags a frozen Semdex is started with as its own child (see child_command):
 # the module that runs it (`python -m module` from source) and its entry point
 CHILD_FLAGS = {
-    "--semdex-model-check": ("desktop.trial_load", "run_as_child"),
-    "--semdex-measure-buffers": ("desktop.memory", "measure_child_main"),
+    "--semdex-model-check": ("desktop.models.trial_load", "run_as_child"),
+    "--semdex-measure-buffers": ("desktop.models.memory", "measure_child_main"),
 }
 
 # what PyInstaller's bootloader and run-time hooks set or extend with the bundle's folders

@@ -71,7 +71,7 @@ def llama_cmake_args() -> list[str]:
         # on Ivy Bridge Macs): SSE4.2 is the floor there
         return args + (["-DGGML_BMI2=OFF"] if platform.machine() == "x86_64" else [])
     # x86-64 (and Linux arm64): the CPU kernels as loadable variants, the best one chosen at
-    # run time; they are installed beside libllama, where desktop/llama_model.py loads them
+    # run time; they are installed beside libllama, where desktop/models/llama_model.py loads them
     args += ["-DGGML_BACKEND_DL=ON", "-DGGML_CPU_ALL_VARIANTS=ON",
              "-DCMAKE_INSTALL_BINDIR=llama_cpp/lib"]
     if SYSTEM == "Windows":
@@ -191,8 +191,8 @@ def stage() -> None:
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from desktop.convert_bert import convert_bert\n"
-        "from desktop.starter import STARTER_NAME, find_starter_weights\n"
+        "from desktop.models.convert_bert import convert_bert\n"
+        "from desktop.models.starter import STARTER_NAME, find_starter_weights\n"
         "weights = find_starter_weights()\n"
         "if weights is None: sys.exit('the starter package is not installed')\n"
         "convert_bert(weights, Path(sys.argv[1]), ftype='f16', name=STARTER_NAME)\n"

@@ -17,7 +17,7 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _own_model_cache(model_cache: Path):
-    """Converted models and the remembered model checks (desktop/model_check.py) go to this
+    """Converted models and the remembered model checks (desktop/models/model_check.py) go to this
     run's own cache, never the person's: tests that need another one set it themselves."""
     old = os.environ.get("SEMDEX_MODEL_CACHE")
     os.environ["SEMDEX_MODEL_CACHE"] = str(model_cache)
@@ -31,7 +31,7 @@ def _own_model_cache(model_cache: Path):
 @pytest.fixture(scope="session")
 def starter_model(model_cache: Path) -> Path:
     """The real starter GGUF (all-MiniLM-L6-v2, F16), made by the project's own converter."""
-    from desktop.starter import starter_model_path
+    from desktop.models.starter import starter_model_path
 
     return starter_model_path(cache_dir=model_cache)
 

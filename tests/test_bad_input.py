@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from desktop.engine import Engine
-from desktop.gguf_info import ModelFileError
+from desktop.models.gguf_info import ModelFileError
 from tests.fixtures.documents import (
     make_corrupt_pdf,
     make_encrypted_pdf,

@@ -1,4 +1,4 @@
-"""desktop.chunking with the real starter tokenizer (and the tiny LLaMA one for the decoder's
+"""desktop.index.chunking with the real starter tokenizer (and the tiny LLaMA one for the decoder's
 EOS): every passage fits the model with its special tokens, points back at exactly the text it
 holds, and together the passages cover the whole text."""
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from desktop.chunking import Chunk, ChunkSettings, chunk_text
-from desktop.embedder import Embedder, EmbedderSettings
+from desktop.index.chunking import Chunk, ChunkSettings, chunk_text
+from desktop.models.embedder import Embedder, EmbedderSettings
 from tests.fixtures.tiny_gguf import EOS_ID, write_tiny_llama
 
 _SENTENCES = [
@@ -38,7 +38,7 @@ def _cjk(n: int, seed: int = 3) -> str:
 
 TEXTS = {
     "prose": _prose(30),
-    "code": Path(__file__).resolve().parents[1].joinpath("desktop", "chunking.py").read_text(),
+    "code": (Path(__file__).resolve().parents[1] / "desktop" / "index" / "chunking.py").read_text(),
     "one long word": "".join(random.Random(5).choice("abcdefghijklmnopqrstuvwxyz")
                              for _ in range(5_000)),
     "cjk without spaces": _cjk(2_000),

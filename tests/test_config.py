@@ -123,7 +123,7 @@ def test_edge_values_are_valid(field, value):
 
 
 def test_search_modes_and_tasks_match_the_core():
-    from desktop.profiles import TASKS
+    from desktop.models.profiles import TASKS
     from desktop.search import MODES
 
     assert SEARCH_MODES == MODES

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from desktop.catalogue import CATALOGUE, by_key, find_entry, missing_from
-from desktop.discovery import Locations, default_locations, discover, walk_gguf
+from desktop.models.catalogue import CATALOGUE, by_key, find_entry, missing_from
+from desktop.models.discovery import Locations, default_locations, discover, walk_gguf
 from tests.fixtures.tiny_gguf import write_not_gguf, write_tiny_llama, write_truncated
 
 

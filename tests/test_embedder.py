@@ -1,5 +1,5 @@
-"""desktop.embedder with the real llama.cpp: the starter model (BERT, mean pooling) and the tiny
-LLaMA GGUF standing in for E5-Mistral (last-token pooling, EOS, instructions).
+"""desktop.models.embedder with the real llama.cpp: the starter model (BERT, mean pooling) and the
+tiny LLaMA GGUF standing in for E5-Mistral (last-token pooling, EOS, instructions).
 
 References are computed independently: llama-cpp-python's own Llama.embed for the encoder, and
 a separate Llama with pooling NONE (one vector per token) for the decoder's last-token pooling.
@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop.embedder import Embedder, EmbedderSettings, model_key
-from desktop.gguf_info import ModelFileError, ModelInfo, read_model_info
-from desktop.profiles import POOL_LAST, TASKS, detect_profile
+from desktop.models.embedder import Embedder, EmbedderSettings, model_key
+from desktop.models.gguf_info import ModelFileError, ModelInfo, read_model_info
+from desktop.models.profiles import POOL_LAST, TASKS, detect_profile
 from tests.fixtures.tiny_gguf import (
     BOS_ID,
     EOS_ID,
@@ -316,9 +316,9 @@ def test_more_sequences_than_llama_cpp_takes_per_decode(tiny_dir: Path) -> None:
 
 _CHILD = """
 import json, sys
-from desktop.embedder import Embedder, EmbedderSettings
-from desktop.gguf_info import ModelFileError
-from desktop.profiles import NotAnEmbedder
+from desktop.models.embedder import Embedder, EmbedderSettings
+from desktop.models.gguf_info import ModelFileError
+from desktop.models.profiles import NotAnEmbedder
 try:
     Embedder(sys.argv[1], EmbedderSettings(family=sys.argv[2] or None, threads=1))
 except (ModelFileError, NotAnEmbedder) as exc:

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from desktop import frozen, starter
-from desktop.memory import measure_buffers
-from desktop.trial_load import CHILD_FLAG, child_command
+from desktop import frozen
+from desktop.models import starter
+from desktop.models.memory import measure_buffers
+from desktop.models.trial_load import CHILD_FLAG, child_command
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,9 +63,9 @@ def test_windows_children_run_as_the_console_exe(as_frozen, monkeypatch):
 
 def test_source_children_use_the_modules(monkeypatch):
     monkeypatch.delattr(sys, "frozen", raising=False)
-    assert child_command("{}") == [sys.executable, "-m", "desktop.trial_load", "{}"]
+    assert child_command("{}") == [sys.executable, "-m", "desktop.models.trial_load", "{}"]
     assert frozen.child_command("--semdex-measure-buffers", "x")[:3] == [
-        sys.executable, "-m", "desktop.memory"]
+        sys.executable, "-m", "desktop.models.memory"]
 
 
 @pytest.mark.parametrize("entry", ["desktop", "desktop.cli"])
@@ -88,10 +89,10 @@ def test_buffer_measurement_runs_through_the_entry_point(starter_model, monkeypa
     def through_entry(flag, *args):
         return [sys.executable, "-m", "desktop", flag, *args]
 
-    monkeypatch.setattr("desktop.memory.child_command", through_entry)
+    monkeypatch.setattr("desktop.models.memory.child_command", through_entry)
     got = measure_buffers(starter_model, 1, 256)
     assert got.compute_bytes > 0 and got.kv_bytes >= 0
-    assert real("--semdex-measure-buffers")[1:3] == ["-m", "desktop.memory"]
+    assert real("--semdex-measure-buffers")[1:3] == ["-m", "desktop.models.memory"]
 
 
 def test_other_programs_get_the_persons_environment(as_frozen):

@@ -1,6 +1,6 @@
-"""desktop.gguf_info on real files: the starter model, the tiny LLaMA fixture, broken copies of
-them and crafted or random garbage. Whatever the bytes, the parser answers with a ModelInfo or a
-ModelFileError naming the file, never with any other exception."""
+"""desktop.models.gguf_info on real files: the starter model, the tiny LLaMA fixture, broken
+copies of them and crafted or random garbage. Whatever the bytes, the parser answers with a
+ModelInfo or a ModelFileError naming the file, never with any other exception."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from desktop.gguf_info import ModelFileError, ModelInfo, read_model_info
-from desktop.profiles import NotAnEmbedder, detect_profile
+from desktop.models.gguf_info import ModelFileError, ModelInfo, read_model_info
+from desktop.models.profiles import NotAnEmbedder, detect_profile
 from tests.fixtures.tiny_gguf import (
     EOS_ID,
     write_not_gguf,

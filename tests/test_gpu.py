@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import desktop.gpu as gpu
-from desktop.gpu import GpuInfo, detect, ram_bytes
+import desktop.models.gpu as gpu
+from desktop.models.gpu import GpuInfo, detect, ram_bytes
 
 
 def test_detect_on_this_machine_is_sane():

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog  # noqa: E402
 from desktop.gui import worker as w  # noqa: E402
 from desktop.gui.app import ErrorBridge  # noqa: E402
 from desktop.gui.main_window import MainWindow  # noqa: E402
-from desktop.lock import writer_alive  # noqa: E402
+from desktop.index.lock import writer_alive  # noqa: E402
 from tests.fixtures.documents import make_corrupt_pdf, make_pdf  # noqa: E402
 from tests.fixtures.tiny_gguf import write_tiny_llama  # noqa: E402
 

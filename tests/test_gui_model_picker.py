@@ -15,12 +15,12 @@ from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QDialog, QDialogButtonBox  # noqa: E402
 
 from desktop.config import Config  # noqa: E402
-from desktop.discovery import Locations  # noqa: E402
 from desktop.gui import model_picker  # noqa: E402
 from desktop.gui.log_view import LogView  # noqa: E402
 from desktop.gui.model_picker import ModelPickerDialog  # noqa: E402
 from desktop.gui.settings_dialog import SettingsDialog  # noqa: E402
-from desktop.memory import Verdict  # noqa: E402
+from desktop.models.discovery import Locations  # noqa: E402
+from desktop.models.memory import Verdict  # noqa: E402
 from tests.fixtures.tiny_gguf import write_tiny_llama, write_truncated  # noqa: E402
 
 STARTER = "all-MiniLM-L6-v2-F16"
@@ -124,7 +124,7 @@ def test_use_emits_the_chosen_model(qtbot, config, models_dir):
     assert not dialog.use_button.isEnabled()
     dialog.table.selectRow(names.index(STARTER))
     assert dialog.use_button.isEnabled()
-    # the first use of a file is a trial load in a child process (desktop/model_check.py)
+    # the first use of a file is a trial load in a child process (desktop/models/model_check.py)
     with qtbot.waitSignal(dialog.model_chosen, timeout=CHECK_TIMEOUT_MS) as chosen:
         qtbot.mouseClick(dialog.use_button, Qt.MouseButton.LeftButton)
     assert chosen.args == [str(models_dir / f"{STARTER}.gguf"), "all-minilm"]

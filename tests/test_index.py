@@ -15,11 +15,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from desktop.embedder import EmbedderSettings
 from desktop.engine import Engine
 from desktop.extract import extract
-from desktop.indexer import Progress
-from desktop.store import chunk_schema
+from desktop.index.indexer import Progress
+from desktop.index.store import chunk_schema
+from desktop.models.embedder import EmbedderSettings
 from tests.fixtures.documents import make_docx, make_pdf
 
 NOTES = """\
@@ -430,7 +430,7 @@ def test_missing_known_folder_is_reported_and_keeps_its_index(make_engine, tmp_p
 def test_huge_writes_and_purges_do_not_crash_the_process(tmp_path):
     """Tens of thousands of files in one write (a touched tree) or one purge (a crash while
     forgetting a big folder): a single delete filter that long kills the process."""
-    from desktop.store import FileRow, Store, file_id_for
+    from desktop.index.store import FileRow, Store, file_id_for
 
     n = 40_000
     store = Store(tmp_path / "db", "huge", 4)

@@ -120,7 +120,9 @@ def test_data_folder_matches_the_code(monkeypatch: pytest.MonkeyPatch):
     (first part under LOCALAPPDATA, see platformdirs' Windows rules) the uninstaller deletes."""
     import platformdirs
 
-    from desktop import config, logs, starter, state
+    from desktop import config, logs
+    from desktop.index import state
+    from desktop.models import starter
 
     calls: list[tuple[str, tuple, dict]] = []
 

@@ -89,7 +89,7 @@ def test_llama_cpp_is_built_for_every_cpu(system, machine, monkeypatch):
     assert "-DGGML_NATIVE=OFF" in args
     if system in ("Linux", "Windows"):
         assert {"-DGGML_BACKEND_DL=ON", "-DGGML_CPU_ALL_VARIANTS=ON"} <= set(args)
-        # the variants land beside libllama, where desktop/llama_model.py loads them from
+        # the variants land beside libllama, where desktop/models/llama_model.py loads them from
         assert "-DCMAKE_INSTALL_BINDIR=llama_cpp/lib" in args
     assert ("-DGGML_OPENMP=OFF" in args) is (system == "Windows")  # else vcomp140.dll
     # Intel Macs: llama-cpp-python turns AVX/AVX2/FMA/F16C off, and BMI2 must go too

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from desktop.engine import Engine
-from desktop.lock import writer_alive
+from desktop.index.lock import writer_alive
 from tests.fixtures.consistency import assert_index_matches_disk, crash_invariants
 from tests.fixtures.documents import make_pdf
 
@@ -270,7 +270,7 @@ def run_rounds(k: Killer, corpus: Corpus, rng: random.Random) -> None:
 def test_a_table_whose_creation_was_killed_is_created_again(tmp_path):
     """Killed while LanceDB created a table: a folder with no committed version is left. It held
     nothing; the next start must create it, not fail on every command from then on."""
-    from desktop.store import Store
+    from desktop.index.store import Store
 
     db = tmp_path / "db"
     Store(db, "k", 4)

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop.catalogue import by_key
-from desktop.gguf_info import read_model_info
-from desktop.gpu import GpuInfo
-from desktop.memory import (
+from desktop.models.catalogue import by_key
+from desktop.models.gguf_info import read_model_info
+from desktop.models.gpu import GpuInfo
+from desktop.models.memory import (
     GiB,
     MiB,
     ModelShape,
@@ -33,7 +33,7 @@ from desktop.memory import (
     speed_class,
     verdict,
 )
-from desktop.profiles import POOL_LAST, POOL_MEAN
+from desktop.models.profiles import POOL_LAST, POOL_MEAN
 from tests.fixtures.tiny_gguf import _add_llama_hparams, write_tiny_llama
 
 COMPUTE_FACTOR = 1.5

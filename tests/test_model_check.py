@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from desktop import model_check, trial_load
-from desktop.embedder import EmbedderSettings
 from desktop.engine import Engine
-from desktop.gguf_info import read_model_info
-from desktop.model_check import (
+from desktop.models import model_check, trial_load
+from desktop.models.embedder import EmbedderSettings
+from desktop.models.gguf_info import read_model_info
+from desktop.models.model_check import (
     CheckResult,
     ModelUnusable,
     check,
@@ -33,8 +33,8 @@ from desktop.model_check import (
     latest,
     remembered,
 )
-from desktop.profiles import detect_profile
-from desktop.trial_load import CHILD_FLAG, child_command, interpret
+from desktop.models.profiles import detect_profile
+from desktop.models.trial_load import CHILD_FLAG, child_command, interpret
 from tests.fixtures import tiny_gguf
 from tests.fixtures.tiny_gguf import write_tiny_llama
 
@@ -288,7 +288,7 @@ def test_the_child_protocol_through_the_command(starter_model):
     assert lines[0] == {"stage": "load"} and lines[-1]["ok"] and lines[-1]["dims"] == 384
     from desktop.frozen import CHILD_FLAGS
 
-    assert CHILD_FLAGS[CHILD_FLAG][0] == "desktop.trial_load"  # what the entry points route
+    assert CHILD_FLAGS[CHILD_FLAG][0] == "desktop.models.trial_load"  # what the entry points route
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX fifo")
@@ -298,7 +298,7 @@ def test_the_child_ends_when_its_parent_goes(tmp_path, starter_model):
     fifo = tmp_path / "model.gguf"
     os.mkfifo(fifo)
     payload = json.dumps({"path": str(fifo), "settings": {"family": "all-minilm"}})
-    proc = subprocess.Popen([sys.executable, "-m", "desktop.trial_load", payload],
+    proc = subprocess.Popen([sys.executable, "-m", "desktop.models.trial_load", payload],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
     assert json.loads(proc.stdout.readline()) == {"stage": "load"}  # and now it is stuck
     time.sleep(0.3)

@@ -1,4 +1,5 @@
-"""desktop.profiles: which family a GGUF file belongs to, and the exact text each family embeds.
+"""desktop.models.profiles: which family a GGUF file belongs to, and the exact text each family
+embeds.
 
 Names are made the way real GGUF files get them: gguf-py (the library llama.cpp's converter
 uses) turns a Hugging Face id such as "intfloat/e5-large-v2" into general.name "E5 Large v2"
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 from gguf.metadata import Metadata
 
-from desktop.gguf_info import ModelInfo, TensorInfo, read_model_info
-from desktop.profiles import (
+from desktop.models.gguf_info import ModelInfo, TensorInfo, read_model_info
+from desktop.models.profiles import (
     DEFAULT_TASK,
     POOL_CLS,
     POOL_LAST,

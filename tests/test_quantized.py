@@ -3,9 +3,9 @@ made from the starter, and the tiny LLaMA fixtures in Q4_0, Q4_1, Q8_0 and the K
 
 On CPUs with Intel AMX (Xeon Sapphire Rapids and later) the llama.cpp that `pip install`
 builds segfaulted on every one of these files (llama.cpp#20824): its AMX kernels take
-quantized weights. Semdex keeps such weights out of them (desktop/llama_model.py). The end-to-
-end runs go through the `semdex` command, a child process, so that a crash is a failed test
-that names the file, not a test run that dies.
+quantized weights. Semdex keeps such weights out of them (desktop/models/llama_model.py).
+The end-to-end runs go through the `semdex` command, a child process, so that a crash is a
+failed test that names the file, not a test run that dies.
 
 On a machine without AMX (the development machines here are AMD EPYC) the rule itself is
 covered by the tests of `extra_bufts_safe` with llama.cpp's own feature strings, and the
@@ -27,15 +27,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from desktop import llama_log
-from desktop.catalogue import CATALOGUE
-from desktop.convert_bert import convert_bert
-from desktop.embedder import Embedder, EmbedderSettings, load_params
-from desktop.gguf_info import read_model_info
-from desktop.llama_model import AMX_TYPES, LlamaModel, extra_bufts_safe, has_amx, system_info
-from desktop.model_check import check
-from desktop.profiles import POOL_NONE, detect_profile
-from desktop.starter import find_starter_weights
+from desktop.models import llama_log
+from desktop.models.catalogue import CATALOGUE
+from desktop.models.convert_bert import convert_bert
+from desktop.models.embedder import Embedder, EmbedderSettings, load_params
+from desktop.models.gguf_info import read_model_info
+from desktop.models.llama_model import AMX_TYPES, LlamaModel, extra_bufts_safe, has_amx, system_info
+from desktop.models.model_check import check
+from desktop.models.profiles import POOL_NONE, detect_profile
+from desktop.models.starter import find_starter_weights
 from tests.fixtures.quantize import quantize, tensor_types
 from tests.fixtures.tiny_gguf import EOS_ID, write_tiny_llama
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from desktop.embedder import EmbedderSettings
 from desktop.engine import Engine
+from desktop.models.embedder import EmbedderSettings
 from desktop.search import snippet
 from tests.fixtures.documents import make_pdf
 

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from desktop import starter
-from desktop.convert_bert import CONVERTER_VERSION, convert_bert
+from desktop.models import starter
+from desktop.models.convert_bert import CONVERTER_VERSION, convert_bert
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
@@ -109,7 +109,7 @@ def test_metadata(starter_model: Path, weights_dir: Path) -> None:
 
 
 def test_f32_conversion_and_cli(tmp_path: Path, weights_dir: Path) -> None:
-    from desktop.convert_bert import main
+    from desktop.models.convert_bert import main
 
     out = tmp_path / "sub" / "mini-f32.gguf"
     assert main([str(weights_dir), str(out), "--ftype", "f32"]) == 0

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from desktop.engine import Engine
-from desktop.indexer import MAX_FILE_BYTES
-from desktop.sync import SyncSettings
+from desktop.index.indexer import MAX_FILE_BYTES
+from desktop.index.sync import SyncSettings
 from tests.fixtures.consistency import RunningSyncer, assert_index_matches_disk
 from tests.fixtures.documents import make_corrupt_pdf, make_encrypted_pdf, make_pdf
 

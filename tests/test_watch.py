@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 
 from desktop.engine import Engine
-from desktop.lock import DataDirBusy
-from desktop.sync import SyncSettings
+from desktop.index.lock import DataDirBusy
+from desktop.index.sync import SyncSettings
 from tests.fixtures.consistency import (
     RunningSyncer,
     assert_index_matches_disk,
@@ -339,12 +339,12 @@ def test_data_dir_inside_a_watched_folder_is_left_alone(make_engine, tmp_path):
 def test_status_probes_never_make_the_writer_fail(tmp_path):
     """`status` probes the lock by taking it for an instant; a writer starting at that very
     moment must not be told that another process is writing."""
-    from desktop.lock import WriterLock
+    from desktop.index.lock import WriterLock
 
     data = tmp_path / "data"
     data.mkdir()
     prober = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom desktop.lock import writer_alive\n"
+        [sys.executable, "-c", "import sys, time\nfrom desktop.index.lock import writer_alive\n"
          "end = time.monotonic() + 60\nprint('ready', flush=True)\n"
          "while time.monotonic() < end: writer_alive(sys.argv[1])", str(data)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -472,7 +472,7 @@ def test_folder_the_system_cannot_watch_is_walked_instead(make_engine, tmp_path,
 
     name = "inotify_add_watch" if limit == "watches" else "inotify_init"
     monkeypatch.setattr(inotify_c, name, refused)
-    monkeypatch.setattr("desktop.watcher.FALLBACK_POLL_SECONDS", 0.3)
+    monkeypatch.setattr("desktop.index.watcher.FALLBACK_POLL_SECONDS", 0.3)
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "one.txt").write_text(note(1, "gooseberry"))
@@ -720,7 +720,7 @@ def test_changes_made_while_not_watching_are_caught_up(make_engine, tmp_path):
 def test_consistency_check_sees_every_kind_of_lie(make_engine, tmp_path):
     import pyarrow as pa
 
-    from desktop.store import chunk_schema
+    from desktop.index.store import chunk_schema
 
     docs = tmp_path / "docs"
     docs.mkdir()

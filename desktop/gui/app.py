@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None, *, data_dir: str | os.PathLike[str] 
          smoke_test: bool = False, smoke_query: str | None = None,
          smoke_open: bool = False, screenshot: str | None = None) -> int:
     """Run the app until its window is closed; returns the exit code."""
-    from .main_window import MainWindow
+    from desktop.gui.main_window import MainWindow
 
     path = setup_logging(verbose)
     log.info("Semdex starting; log file %s", path)
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None, *, data_dir: str | os.PathLike[str] 
         window = MainWindow(data_dir, model=model, family=family)
         bridge.raised.connect(window.report_error)
         if smoke_test:
-            from .smoke import SmokeTest
+            from desktop.gui.smoke import SmokeTest
 
             window._smoke = SmokeTest(window, query=smoke_query, screenshot=screenshot,
                                       open_result=smoke_open)

@@ -23,10 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.indexer import Progress, format_duration
-from desktop.scan import is_under
-
-from . import worker as w
+from desktop.gui import worker as w
+from desktop.index.indexer import Progress, format_duration
+from desktop.index.scan import is_under
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 REASON_ROLE = Qt.ItemDataRole.UserRole + 2

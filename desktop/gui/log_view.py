@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..logs import log_path
-from .launch import open_path
+from desktop.gui.launch import open_path
+from desktop.logs import log_path
 
 TAIL_BYTES = 256 * 1024
 RELOAD_DELAY_MS = 300

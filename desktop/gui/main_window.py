@@ -40,17 +40,16 @@ from PySide6.QtWidgets import (
 
 from desktop.config import Config, config_dir
 from desktop.engine import Engine
-from desktop.indexer import Progress
+from desktop.gui import worker as w
+from desktop.gui.library_panel import LibraryPanel
+from desktop.gui.preview import PreviewPane
+from desktop.gui.results import HIT_ROLE, ResultDelegate, ResultsModel
+from desktop.gui.search_bar import SearchBar
+from desktop.gui.worker import IndexWorker, Searcher, SearchRequest
+from desktop.index.indexer import Progress
+from desktop.index.state import resolve_data_dir
+from desktop.index.sync import SyncSettings
 from desktop.search import Hit
-from desktop.state import resolve_data_dir
-from desktop.sync import SyncSettings
-
-from . import worker as w
-from .library_panel import LibraryPanel
-from .preview import PreviewPane
-from .results import HIT_ROLE, ResultDelegate, ResultsModel
-from .search_bar import SearchBar
-from .worker import IndexWorker, Searcher, SearchRequest
 
 log = logging.getLogger(__name__)
 
@@ -495,7 +494,7 @@ class MainWindow(QMainWindow):
     # -- dialogs -----------------------------------------------------------------------------
 
     def choose_model(self) -> None:
-        from .model_picker import ModelPickerDialog
+        from desktop.gui.model_picker import ModelPickerDialog
 
         current = str(self._engine.model.path) if self._engine else None
         dialog = ModelPickerDialog(self.config, current, self)
@@ -509,7 +508,7 @@ class MainWindow(QMainWindow):
         self.worker.switch_model(path, family or None)
 
     def open_settings(self) -> None:
-        from .settings_dialog import SettingsDialog
+        from desktop.gui.settings_dialog import SettingsDialog
 
         dialog = SettingsDialog(self.config, self)
         dialog.settings_saved.connect(self.apply_config)
@@ -531,7 +530,7 @@ class MainWindow(QMainWindow):
         self.run_search()
 
     def show_log(self) -> None:
-        from .log_view import LogView
+        from desktop.gui.log_view import LogView
 
         view = LogView(parent=self)
         view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

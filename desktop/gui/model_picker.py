@@ -43,12 +43,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..catalogue import CatalogueEntry, missing_from
-from ..config import Config, ConfigError
-from ..discovery import SOURCE_LABELS, DiscoveredModel, Locations, discover
-from ..gpu import GpuInfo, detect
-from ..memory import Verdict, assess, semdex_batch_tokens, verdict
-from ..model_check import CheckResult
+from desktop.config import Config, ConfigError
+from desktop.models.catalogue import CatalogueEntry, missing_from
+from desktop.models.discovery import SOURCE_LABELS, DiscoveredModel, Locations, discover
+from desktop.models.gpu import GpuInfo, detect
+from desktop.models.memory import Verdict, assess, semdex_batch_tokens, verdict
+from desktop.models.model_check import CheckResult
 
 log = logging.getLogger(__name__)
 
@@ -514,7 +514,7 @@ class ModelPickerDialog(QDialog):
     def _check(self, row: dict[str, Any], force: bool = False) -> None:
         """Try the file in a child process first (the safe first load): one that crashes
         llama.cpp is marked here, and never reaches the window's own process."""
-        from ..model_check import check_file
+        from desktop.models.model_check import check_file
 
         path, family = row["path"], row["family"]
         settings = self.config.embedder_settings()  # what the worker will load it with

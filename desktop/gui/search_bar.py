@@ -12,9 +12,8 @@ import time
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QWidget
 
-from desktop.profiles import DEFAULT_TASK, TASK_LABELS, Profile
-
-from .worker import SearchRequest
+from desktop.gui.worker import SearchRequest
+from desktop.models.profiles import DEFAULT_TASK, TASK_LABELS, Profile
 
 DEBOUNCE_MS = 300
 CUSTOM = "__custom__"

@@ -32,9 +32,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..config import CHUNK_TOKENS_RANGE, MAX_PER_FILE, MAX_THREADS, Config, ConfigError
-from ..gpu import cpu_threads
-from ..state import default_data_dir
+from desktop.config import CHUNK_TOKENS_RANGE, MAX_PER_FILE, MAX_THREADS, Config, ConfigError
+from desktop.index.state import default_data_dir
+from desktop.models.gpu import cpu_threads
 
 log = logging.getLogger(__name__)
 

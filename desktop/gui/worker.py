@@ -28,15 +28,15 @@ from functools import partial
 
 from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
 
-from desktop.embedder import EmbedderSettings
 from desktop.engine import Engine
-from desktop.gguf_info import ModelFileError
-from desktop.indexer import Progress
-from desktop.lock import DataDirBusy, WriterLock
-from desktop.profiles import NotAnEmbedder
-from desktop.scan import is_under
+from desktop.index.indexer import Progress
+from desktop.index.lock import DataDirBusy, WriterLock
+from desktop.index.scan import is_under
+from desktop.index.sync import Syncer, SyncSettings
+from desktop.models.embedder import EmbedderSettings
+from desktop.models.gguf_info import ModelFileError
+from desktop.models.profiles import NotAnEmbedder
 from desktop.search import Hit
-from desktop.sync import Syncer, SyncSettings
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class IndexWorker(QObject):
     engine_changed = Signal(object)  # the Engine searches should use (again after a switch)
     model_switch_started = Signal(str)  # the new model's name: indexing with it has begun
     state_changed = Signal(str)  # LOADING, INDEXING, WATCHING, PAUSED, IDLE, BUSY, STOPPED
-    progress_reported = Signal(object)  # desktop.indexer.Progress, at most every 0.1 s
+    progress_reported = Signal(object)  # desktop.index.indexer.Progress, at most every 0.1 s
     problem_found = Signal(str, str)  # path, reason: a file that failed or was skipped
     status_refreshed = Signal(dict)  # Engine.status()
     counts_refreshed = Signal(dict)  # Engine.folder_counts(), every few seconds while indexing

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .frozen import external_env
+from desktop.frozen import external_env
 
 # Apple lets the GPU use about this share of unified memory (recommendedMaxWorkingSetSize is
 # about 2/3 of RAM on small machines and about 3/4 on large ones).

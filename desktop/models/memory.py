@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .frozen import child_command
-from .gguf_info import ENCODER_ARCHS, ModelInfo, _tensor_nbytes
-from .gpu import GpuInfo
+from desktop.frozen import child_command
+from desktop.models.gguf_info import ENCODER_ARCHS, ModelInfo, _tensor_nbytes
+from desktop.models.gpu import GpuInfo
 
 MiB = 2**20
 GiB = 2**30
@@ -395,11 +395,11 @@ class MeasuredBuffers:
 
 
 def measure_child_main(argv: list[str]) -> int:
-    """The child of measure_buffers (`python -m desktop.memory ARGS`, or the frozen app with
+    """The child of measure_buffers (`python -m desktop.models.memory ARGS`, or the frozen app with
     --semdex-measure-buffers): load with Semdex's context settings, let llama.cpp log."""
     import llama_cpp
 
-    from .llama_model import init_backends
+    from desktop.models.llama_model import init_backends
 
     # llama.cpp's log (routed into logging once the backends are up) is what the parent reads
     logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(message)s")

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .engine import Engine
-from .indexer import Progress
-from .lock import WriterLock
-from .watcher import FolderWatcher
+from desktop.engine import Engine
+from desktop.index.indexer import Progress
+from desktop.index.lock import WriterLock
+from desktop.index.watcher import FolderWatcher
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from .extract import kind_for
+from desktop.extract import kind_for
 
 EXCLUDED_DIRS = frozenset({
     "node_modules", "__pycache__", "site-packages", "venv", "env", "bower_components",

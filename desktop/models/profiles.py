@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .gguf_info import ENCODER_ARCHS, ModelInfo
+from desktop.models.gguf_info import ENCODER_ARCHS, ModelInfo
 
 # llama.cpp's enum llama_pooling_type
 POOL_NONE, POOL_MEAN, POOL_CLS, POOL_LAST, POOL_RANK = 0, 1, 2, 3, 4

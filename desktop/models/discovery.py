@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .gguf_info import ModelFileError, ModelInfo, read_model_info
-from .profiles import NotAnEmbedder, Profile, detect_profile
+from desktop.models.gguf_info import ModelFileError, ModelInfo, read_model_info
+from desktop.models.profiles import NotAnEmbedder, Profile, detect_profile
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +113,13 @@ def default_locations(home: str | os.PathLike[str] | None = None,
     loc = Locations()
 
     if home is None:
-        from .frozen import bundled_models_dir
+        from desktop.frozen import bundled_models_dir
 
         bundled = bundled_models_dir()  # an installed app's starter model
         if bundled is not None and bundled.is_dir():
             loc.semdex.append(bundled)
         try:
-            from .starter import default_model_cache
+            from desktop.models.starter import default_model_cache
 
             loc.semdex.append(default_model_cache())
         except Exception:  # noqa: BLE001 - platformdirs missing: no own folder then
@@ -390,7 +390,7 @@ def _mark_crashed(models: list[DiscoveredModel]) -> None:
     """Files that crashed or were refused in Semdex's safe first load are not offered."""
     if not models:
         return
-    from .model_check import failures
+    from desktop.models.model_check import failures
 
     try:
         failed = failures([m.path for m in models])

@@ -32,7 +32,7 @@ from safetensors.numpy import load_file
 logger = logging.getLogger(__name__)
 
 #: Bump whenever the bytes this module writes change; cached conversions older than this are
-#: redone (see ``desktop.starter``).
+#: redone (see ``desktop.models.starter``).
 CONVERTER_VERSION = 1
 
 FTYPES = {"f16": gguf.LlamaFileType.MOSTLY_F16, "f32": gguf.LlamaFileType.ALL_F32}
@@ -345,7 +345,7 @@ def _cast(name: str, data: np.ndarray, ftype: str) -> np.ndarray:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m desktop.convert_bert",
+        prog="python -m desktop.models.convert_bert",
         description="Convert a Hugging Face BERT model folder to GGUF for llama.cpp.",
     )
     parser.add_argument(

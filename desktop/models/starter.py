@@ -29,8 +29,8 @@ from pathlib import Path
 
 import platformdirs
 
-from desktop.convert_bert import CONVERTER_VERSION, convert_bert
 from desktop.frozen import bundled_models_dir
+from desktop.models.convert_bert import CONVERTER_VERSION, convert_bert
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SIZE = (1280, 800)
 
 _MANUAL = [
@@ -153,7 +153,7 @@ def _shoot(out: Path, home: Path) -> int:
          and "\n0 files" not in win.library.folder_text(str(notes)), what="indexing progress")
     shot(win, "03-indexing.png")
 
-    from .model_picker import ModelPickerDialog
+    from desktop.gui.model_picker import ModelPickerDialog
 
     dialog = ModelPickerDialog(win.config, str(win.searcher.engine.model.path), win)
     dialog.resize(*SIZE)

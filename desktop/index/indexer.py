@@ -22,10 +22,9 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from . import extract
-from .chunking import Chunk, ChunkSettings, chunk_text
-from .embedder import Cancelled, Embedder
-from .scan import (
+from desktop import extract
+from desktop.index.chunking import Chunk, ChunkSettings, chunk_text
+from desktop.index.scan import (
     FileStat,
     ScanProblem,
     excluded_path,
@@ -34,7 +33,8 @@ from .scan import (
     scan_path,
     stat_file,
 )
-from .store import FileRow, Store, file_id_for
+from desktop.index.store import FileRow, Store, file_id_for
+from desktop.models.embedder import Cancelled, Embedder
 
 log = logging.getLogger(__name__)
 
@@ -440,7 +440,7 @@ class Indexer:
             return
         import pyarrow as pa
 
-        from .store import chunk_schema
+        from desktop.index.store import chunk_schema
 
         table = pa.Table.from_pylist(out_chunks, schema=chunk_schema(self.store.dims))
         self.store.write(table, out_files)

@@ -75,7 +75,7 @@ def _backend_init() -> None:
 
     with _backend_lock:
         if not _backend_ready:
-            from . import llama_log
+            from desktop.models import llama_log
 
             llama_log.install()  # before the backends load: their start-up lines are logged
             llama_cpp.llama_backend_init()

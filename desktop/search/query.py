@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .embedder import Embedder
-from .store import Store
+from desktop.index.store import Store
+from desktop.models.embedder import Embedder
 
 MODES = ("semantic", "keyword", "hybrid")
 RRF_K = 60

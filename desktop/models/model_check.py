@@ -3,7 +3,7 @@
 llama.cpp ends the whole process on some inputs instead of returning an error. Validation
 (gguf_info) catches what can be known from the file; this is the net under the rest. The first
 time a file is used with given settings, a child process with the same llama.cpp build loads
-it with the same parameters and embeds test passages (desktop/trial_load.py). If the child
+it with the same parameters and embeds test passages (desktop/models/trial_load.py). If the child
 crashes, the person gets a message naming the file and what happened, instead of a window
 that vanishes, and the main process does not load that file.
 
@@ -29,10 +29,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .embedder import EmbedderSettings, load_params
-from .gguf_info import ModelFileError, ModelInfo
-from .profiles import Profile
-from .trial_load import TIMEOUT, CheckResult, run_child
+from desktop.models.embedder import EmbedderSettings, load_params
+from desktop.models.gguf_info import ModelFileError, ModelInfo
+from desktop.models.profiles import Profile
+from desktop.models.trial_load import TIMEOUT, CheckResult, run_child
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def build_id() -> str:
     global _build
     with _lock:
         if _build is None:
-            from .llama_model import system_info
+            from desktop.models.llama_model import system_info
 
             parts = [_version("llama-cpp-python") or "?", system_info()]
             parts += _library_stamps()
@@ -139,7 +139,7 @@ def record_key(info: ModelInfo, profile: Profile, settings: EmbedderSettings) ->
 
 
 def records_path() -> Path:
-    from .starter import default_model_cache
+    from desktop.models.starter import default_model_cache
 
     return default_model_cache() / RECORDS_FILE
 
@@ -270,8 +270,8 @@ def check_file(path: str | os.PathLike[str], family: str | None,
                settings: EmbedderSettings, *, records: Path | None = None,
                force: bool = False, cancel: threading.Event | None = None) -> CheckResult:
     """check() for a file by its path (the model picker, `semdex models --recheck`)."""
-    from .gguf_info import read_model_info
-    from .profiles import detect_profile
+    from desktop.models.gguf_info import read_model_info
+    from desktop.models.profiles import detect_profile
 
     info = read_model_info(path)
     return check(info, detect_profile(info, family), settings, records=records, force=force,

@@ -28,9 +28,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import frozen
-from .embedder import EmbedderSettings
-from .gguf_info import ModelFileError
+from desktop import frozen
+from desktop.models.embedder import EmbedderSettings
+from desktop.models.gguf_info import ModelFileError
 
 log = logging.getLogger(__name__)
 
@@ -301,8 +301,8 @@ def _private_stdout() -> None:
 def child_main(argv: Sequence[str]) -> int:
     import numpy as np
 
-    from . import llama_log
-    from .embedder import Embedder
+    from desktop.models import llama_log
+    from desktop.models.embedder import Embedder
 
     _private_stdout()
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr,

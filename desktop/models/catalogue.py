@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .memory import GiB, MemoryEstimate, ModelShape, estimate
+from desktop.models.memory import GiB, MemoryEstimate, ModelShape, estimate
 
 GB = 10**9
 MB = 10**6

@@ -21,17 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import llama_log
-from .gguf_info import ModelFileError, ModelInfo, read_model_info
-from .llama_model import (
+from desktop.models import llama_log
+from desktop.models.gguf_info import ModelFileError, ModelInfo, read_model_info
+from desktop.models.llama_model import (
     AMX_TYPES,
     LlamaModel,
     LoadParams,
     extra_bufts_safe,
     gpu_offload_supported,
 )
-from .memory import semdex_batch_tokens
-from .profiles import Profile, detect_profile
+from desktop.models.memory import semdex_batch_tokens
+from desktop.models.profiles import Profile, detect_profile
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def default_threads() -> int:
 
 def model_key(info: ModelInfo, profile: Profile, dims: int | None = None) -> str:
     """The index a model's vectors live in; known from metadata alone, before loading."""
-    from .store import index_key  # imported here: the store pulls in LanceDB
+    from desktop.index.store import index_key  # imported here: the store pulls in LanceDB
 
     dims = dims or info.embedding_length or 0
     ident = f"{info.file_size}:{len(info.tensors)}:{info.arch}"

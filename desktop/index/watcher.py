@@ -22,7 +22,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserverVFS
 
-from .scan import is_excluded_name, is_under
+from desktop.index.scan import is_excluded_name, is_under
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,59 @@
+"""Where Semdex keeps things on this machine: one place for the app's name, the environment
+overrides and the platform's folders (platformdirs).
+
+| what | override | default (platformdirs) |
+|---|---|---|
+| the data dir (index, state.json) | ``$SEMDEX_DATA_DIR`` | user data dir |
+| the settings file's folder | ``$SEMDEX_CONFIG_DIR`` | user config dir |
+| the log folder | ``$SEMDEX_LOG_DIR`` | user log dir |
+| converted models (the starter) | ``$SEMDEX_MODEL_CACHE`` | user cache dir / models |
+
+Semdex's own read-only files (the icon, a frozen build's bundled models) are found by
+``desktop.frozen``. Nothing here creates a folder except ``resolve_data_dir``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import platformdirs
+
+APP = "semdex"
+
+
+def _dir(env: str, platform_dir: Callable[..., str], *sub: str, **kw: object) -> Path:
+    value = os.environ.get(env)
+    if value:
+        return Path(value).expanduser()
+    return Path(platform_dir(APP, **({"appauthor": False} | kw)), *sub)
+
+
+def default_data_dir() -> Path:
+    """``$SEMDEX_DATA_DIR``, or the platform's data folder for Semdex."""
+    return _dir("SEMDEX_DATA_DIR", platformdirs.user_data_dir)
+
+
+def resolve_data_dir(value: str | os.PathLike[str] | None) -> Path:
+    """The data dir a setting or flag names (the default when empty), created and absolute."""
+    path = Path(value).expanduser() if value else default_data_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def config_dir() -> Path:
+    """``$SEMDEX_CONFIG_DIR``, or the platform's config folder for Semdex."""
+    return _dir("SEMDEX_CONFIG_DIR", platformdirs.user_config_dir)
+
+
+def log_dir() -> Path:
+    """``$SEMDEX_LOG_DIR``, or the platform's log folder for Semdex."""
+    return _dir("SEMDEX_LOG_DIR", platformdirs.user_log_dir)
+
+
+def model_cache_dir() -> Path:
+    """``$SEMDEX_MODEL_CACHE``, or the per-user cache folder's ``models``."""
+    # (appauthor left as it always was here: on Windows ...\\semdex\\semdex\\Cache, where
+    # the models converted by earlier versions are)
+    return _dir("SEMDEX_MODEL_CACHE", platformdirs.user_cache_dir, "models", appauthor=None)
