@@ -47,7 +47,7 @@ def run_round(args: argparse.Namespace, base: Path, round_no: int) -> dict:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from desktop.gui import worker as w
+    from desktop.gui import index_worker as w
     from desktop.gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

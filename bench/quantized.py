@@ -16,7 +16,7 @@ in alternating rounds (medians), so the ratio holds on a noisy machine:
 * a random-weight LLaMA of 7B-like layer widths but few layers (4,096 wide, 14,336 FFN,
   `--mid-layers` layers) as F16, Q8_0, Q4_0 and Q4_K_M: the kernels a 7B embedder runs.
 
-It also times the safe first load (desktop/models/model_check.py: a child process that loads
+It also times the safe first load (desktop/models/trial_load.py: a child process that loads
 the file and embeds test passages) for the starter and SmolLM2: the budget is under 2 s for the
 starter.
 

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from desktop import __version__
 from desktop.frozen import run_child_flag
 from desktop.models.profiles import PROFILES, TASKS
+from desktop.search.query import MODES, TYPE_GROUPS
 
 log = logging.getLogger("semdex")
 
@@ -73,13 +74,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", nargs="?", help="what to look for")
     p.add_argument("--queries", metavar="FILE.jsonl",
                    help='batch mode: lines of {"_id", "text"}; one JSON line out per query')
-    p.add_argument("--mode", choices=["semantic", "keyword", "hybrid"], default="hybrid")
+    p.add_argument("--mode", choices=MODES, default=None,
+                   help="default: the one set in the window's settings (hybrid)")
     p.add_argument("-k", "--k", type=int, default=10, help="passages to return (default 10)")
-    p.add_argument("--per-file", type=int, default=3, metavar="N",
-                   help="at most N passages per file (0: no limit; default 3)")
+    p.add_argument("--per-file", type=int, default=None, metavar="N",
+                   help="at most N passages per file (0: no limit; default: the settings' 3)")
     p.add_argument("--task", choices=list(TASKS), default=None,
-                   help="instruction preset for instruction-tuned models (default: general)")
-    p.add_argument("--instruction", metavar="TEXT", help="your own task instruction")
+                   help="instruction preset for instruction-tuned models (default: the "
+                        "settings', general)")
+    p.add_argument("--instruction", metavar="TEXT", help="your own task instruction "
+                   "(default: the one set in the window, if any)")
+    p.add_argument("--folder", metavar="DIR",
+                   help="only files under this folder (as the window's folder filter)")
+    p.add_argument("--type", action="append", default=[], choices=list(TYPE_GROUPS),
+                   dest="types", help="only files of this type (repeatable)")
+    p.add_argument("--since", metavar="WHEN", help="only files modified since: a date "
+                   "(2026-11-30), a date and time (2026-11-30T14:00) or a time ago "
+                   "(12h, 7d, 4w, 1y: the window's past day/week/month/year)")
+    p.add_argument("--until", metavar="WHEN", help="only files modified before: as --since "
+                   "(a date includes that whole day)")
     p.add_argument("--json", action="store_true", help="JSON output")
 
     p = sub.add_parser("watch", help="keep the index in sync with the folders until stopped")
@@ -88,10 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folders to add (default: watch every folder already added)")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                    help="skip files or folders matching this pattern (repeatable)")
-    p.add_argument("--polling", action="store_true",
-                   help="poll for changes (for network or FUSE drives where events never come)")
+    p.add_argument("--polling", action="store_true", default=None,
+                   help="poll for changes (for network or FUSE drives where events never "
+                        "come; default: the settings')")
     p.add_argument("--quiet", type=float, default=0.3, metavar="SECONDS",
                    help="how long a file must be still before it is indexed (default 0.3)")
+
+    p = sub.add_parser("remove", help="take folders out of the library and forget their "
+                       "index (the files stay where they are)")
+    _common(p, defaults=False)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="folders added before")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
 
     p = sub.add_parser("status", help="what is indexed, and what failed")
     _common(p, defaults=False)
@@ -134,7 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.command is None:  # no command: the desktop app (Qt is imported only now)
-        from desktop.gui.app import main as gui_main
+        try:
+            from desktop.gui.app import main as gui_main  # noqa: TID251 - the composition root
+        except ImportError as exc:  # a server without Qt: the commands still work
+            print(f"semdex: the window cannot start: {exc}. The commands (semdex index, "
+                  "search, watch, status, models) work without it.", file=sys.stderr)
+            return 1
 
         return gui_main(sys.argv[:1], data_dir=args.data_dir, model=args.model,
                         family=args.family, verbose=args.verbose, smoke_test=args.smoke_test,
@@ -161,21 +186,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
 
 
+def _config(args: argparse.Namespace):
+    """The settings the window saved (config.json), read once per command; what was wrong
+    with the file is said on stderr, as the window says it in its own way."""
+    from desktop.config import Config
+
+    if getattr(args, "_config", None) is None:
+        config, notes = Config.load_with_notes()
+        for note in notes:
+            print(f"semdex: note: {note}", file=sys.stderr)
+        args._config = config
+    return args._config
+
+
+def _data_dir(args: argparse.Namespace) -> str | None:
+    """--data-dir, else the settings' data folder, else $SEMDEX_DATA_DIR or the default (the
+    order the window uses)."""
+    return args.data_dir or _config(args).data_dir
+
+
 def _engine(args: argparse.Namespace):
     from desktop.engine import Engine
-    from desktop.models.embedder import EmbedderSettings
     from desktop.models.gguf_info import ModelFileError
     from desktop.models.profiles import NotAnEmbedder
     from desktop.models.starter import StarterModelMissing
 
-    settings = EmbedderSettings(chunk_tokens=getattr(args, "chunk_tokens", None),
-                                threads=args.threads, gpu_layers=args.gpu_layers)
+    settings = _config(args).embedder_settings(
+        chunk_tokens=getattr(args, "chunk_tokens", None), threads=args.threads,
+        gpu_layers=args.gpu_layers)
     try:
-        return Engine(args.data_dir, args.model, args.family, settings)
+        return Engine(_data_dir(args), args.model, args.family, settings)
     except (ModelFileError, NotAnEmbedder, StarterModelMissing) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot use the data dir: {exc}") from None
+
+
+def _excludes(args: argparse.Namespace) -> list[str]:
+    """The settings' excluded names, and those given with --exclude."""
+    return list(dict.fromkeys([*_config(args).excludes, *args.exclude]))
 
 
 def _load_model(engine) -> None:
@@ -228,7 +277,7 @@ class ProgressLine:
 
 
 def _describe(prog) -> str:
-    from desktop.index.indexer import format_duration  # (loaded by then: indexing has begun)
+    from desktop.durations import format_duration
 
     if prog.phase == "scanning":
         return "Scanning folders…"
@@ -244,27 +293,29 @@ def _ready_to_write(engine, args: argparse.Namespace) -> None:
     if not args.paths and not engine.state.folders:
         raise CliError(f"no folders yet: semdex {args.command} PATH...")
     for p in args.paths:
-        if not os.path.isdir(p):
-            raise CliError(f"not a folder: {p}")
+        try:
+            engine.check_folder(p)
+        except ValueError as exc:  # (NotADirectoryError is an OSError)
+            raise CliError(str(exc)) from None
+        except OSError as exc:
+            raise CliError(str(exc)) from None
     _load_model(engine)
     if args.model or args.family:
         engine.remember_model()
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from desktop.index.indexer import format_duration
-    from desktop.index.lock import WriterLock
+    from desktop.durations import format_duration
 
     engine = _engine(args)
-    with engine, WriterLock(engine.data_dir, "index") as lock:
+    with engine, engine.writing("index"):
         _ready_to_write(engine, args)
         line = ProgressLine(sys.stderr)
         m = engine.model
         line.message(f"Model: {m.info.name} ({m.profile.label}, {engine.embedder.dims} dims, "
                      f"passages of {engine.embedder.chunk_tokens} tokens)")
         last = None
-        for prog in engine.index(args.paths, excludes=args.exclude, overlap=args.overlap,
-                                 lock=lock):
+        for prog in engine.index(args.paths, excludes=_excludes(args), overlap=args.overlap):
             # a new phase is shown at once; a problem is not a new phase
             force = last is None or (prog.phase != last.phase and prog.phase != "indexing")
             last = prog
@@ -299,7 +350,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from desktop.index.sync import Syncer, SyncSettings
+    from desktop.index.sync import Syncer
 
     engine = _engine(args)
     cancel = threading.Event()
@@ -310,10 +361,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, stop)
-    with engine:
-        syncer = Syncer(engine, args.paths, SyncSettings(quiet=args.quiet, polling=args.polling),
-                        args.exclude)
-        syncer.lock.acquire()  # refused before the model is loaded, not after
+    settings = _config(args).sync_settings(quiet=args.quiet, polling=args.polling)
+    # the lock first: refused before the model is loaded, not after
+    with engine, engine.writing("watch"):
+        syncer = Syncer(engine, args.paths, settings, _excludes(args))
         _ready_to_write(engine, args)
         line = ProgressLine(sys.stderr)
         state: dict[str, str | None] = {"phase": None}
@@ -364,50 +415,108 @@ def _read_queries(path: str) -> list[tuple[str, str]]:
     return out
 
 
-def _hit_json(hit) -> dict[str, Any]:
-    return {"path": hit.path, "score": round(hit.score, 6), "page": hit.page,
-            "start": hit.start, "end": hit.end, "line_start": hit.line_start,
-            "line_end": hit.line_end, "text": hit.text}
+def _when(text: str | None, flag: str, *, end: bool = False) -> float | None:
+    """--since/--until: a date, a date and time (local), or a time ago (12h, 7d, 4w, 1y; a
+    month is 31 days and a year 365, as the window's past month and year)."""
+    import datetime as dt
+    import re
+
+    if text is None:
+        return None
+    ago = re.fullmatch(r"\s*(\d+)\s*([hdwmy])\s*", text.lower())
+    if ago:
+        hours = {"h": 1, "d": 24, "w": 24 * 7, "m": 24 * 31, "y": 24 * 365}[ago.group(2)]
+        return time.time() - int(ago.group(1)) * hours * 3600.0
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise CliError(f"{flag}: expected a date (2026-11-30), a date and time "
+                       f"(2026-11-30T14:00) or a time ago (7d), not {text!r}") from None
+    if end and len(text.strip()) <= 10:  # a date alone: until the end of that day
+        when += dt.timedelta(days=1)
+    return when.timestamp()
+
+
+def _filters(args: argparse.Namespace):
+    from desktop.search.query import Filters
+
+    if args.folder and not os.path.isdir(args.folder):
+        raise CliError(f"--folder: not a folder: {args.folder}")
+    since, until = _when(args.since, "--since"), _when(args.until, "--until", end=True)
+    if since is not None and until is not None and since >= until:
+        raise CliError("--since must be before --until")
+    return Filters.of(args.types, args.folder, since, until)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from desktop.search import snippet
+    from desktop.search.display import hit_json, location, score_text, short_path, snippet
+    from desktop.search.query import Query
 
     if (args.query is None) == (args.queries is None):
         raise CliError("give a QUERY or --queries FILE.jsonl (not both)")
     if args.k <= 0:
         raise CliError("--k must be at least 1")
+    config = _config(args)
+    filters = _filters(args)
+    mode = args.mode or config.search_mode
+    per_file = config.per_file if args.per_file is None else args.per_file
     engine = _engine(args)
     with engine:
-        if args.instruction and not engine.model.profile.instruct:
+        instruct = engine.model.profile.instruct
+        if args.instruction and not instruct:
             print(f"semdex: note: {engine.model.profile.label} takes no instruction; "
                   "--instruction is ignored", file=sys.stderr)
-        if args.mode != "keyword":
+        instruction = args.instruction or (
+            config.custom_instruction if instruct and args.task is None else None) or None
+        if mode != "keyword":
             _load_model(engine)
-        kw = dict(mode=args.mode, k=args.k, per_file=args.per_file or None, task=args.task,
-                  instruction=args.instruction)
+        q = Query(args.query or "", mode=mode, k=args.k, per_file=per_file or None,
+                  task=args.task or config.task, instruction=instruction, filters=filters)
         if args.queries:
             queries = _read_queries(args.queries)
-            results = engine.search_many([q for _, q in queries], **kw)
+            results = engine.search_many([t for _, t in queries], mode=q.mode, k=q.k,
+                                         per_file=q.per_file, task=q.task,
+                                         instruction=q.instruction, filters=q.filters)
             for (qid, _), hits in zip(queries, results, strict=True):
-                print(json.dumps({"_id": qid, "results": [_hit_json(h) for h in hits]},
+                print(json.dumps({"_id": qid, "results": [hit_json(h, mode) for h in hits]},
                                  ensure_ascii=False))
             return 0
-        hits = engine.search(args.query, **kw)
+        hits = engine.run_query(q)
+        indexed = engine.store.count_chunks() if not hits else 0
     if args.json:
-        print(json.dumps({"query": args.query, "mode": args.mode,
-                          "results": [_hit_json(h) for h in hits]}, ensure_ascii=False))
+        print(json.dumps({"query": args.query, "mode": mode,
+                          "results": [hit_json(h, mode) for h in hits]}, ensure_ascii=False))
         return 0
     if not hits:
-        print("No results." if engine.store.count_chunks() else
+        print("No results." if indexed and not filters else
+              "No results with these filters." if indexed else
               "No results: nothing is indexed yet (semdex index PATH).")
         return 0
-    home = str(Path.home())
     for h in hits:
-        where = f"p. {h.page}" if h.page else f"lines {h.line_start}-{h.line_end}"
-        shown = h.path.replace(home, "~", 1) if h.path.startswith(home) else h.path
-        print(f"{h.rank:>2}. {h.score:.4f}  {shown}  ({where})")
+        print(f"{h.rank:>2}. {score_text(h.score, mode)}  {short_path(h.path)}  "
+              f"({location(h)})")
         print(f"    {snippet(h.text, args.query)}")
+    return 0
+
+
+# -- remove --------------------------------------------------------------------------------
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    """What the window's "Remove from library" does, from the command line."""
+    engine = _engine(args)
+    out = []
+    with engine, engine.writing("index"):
+        roots = [os.path.abspath(os.path.expanduser(p)) for p in args.paths]
+        for root in roots:  # all known, or nothing is removed
+            if root not in engine.state.folders:
+                raise CliError(f"not in the library: {root} (semdex status lists its folders)")
+        for root in roots:
+            out.append({"path": root, "files_forgotten": engine.remove_folder(root)})
+    for r in out:
+        print(f"Removed {r['path']} ({r['files_forgotten']:,} files forgotten; "
+              "the files themselves are untouched).", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"removed": out}, ensure_ascii=False))
     return 0
 
 
@@ -450,47 +559,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 # -- models --------------------------------------------------------------------------------
 
-def _model_entry(m, gpu, active: str | None) -> dict[str, Any]:
-    """One discovered GGUF as `semdex models` reports it: what it is, and whether it fits."""
-    from desktop.models.memory import assess, semdex_batch_tokens
-
-    e: dict[str, Any] = {"path": str(m.path), "name": m.name, "source": m.source,
-                         "location": str(m.location), "size_bytes": m.size_bytes,
-                         "usable": m.usable,
-                         "active": str(m.path) == active or (
-                             active is None and m.source == "semdex"
-                             and m.path.name.startswith("all-MiniLM"))}
-    if m.info is not None:
-        info = m.info
-        e.update(arch=info.arch, quantization=info.quantization, dims=info.embedding_length,
-                 context_length=info.context_length, parameters=info.size_label,
-                 license=info.license)
-    if not m.usable:
-        e["problem"] = m.problem
-        if m.check is not None:
-            e["check"] = m.check.to_dict()
-        return e
-    p = m.profile
-    e.update(family=p.family, label=p.label, pooling=p.pooling_name,
-             query_template=p.query_template, document_template=p.doc_template,
-             tasks=p.tasks, max_tokens=p.max_tokens)
-    batch = semdex_batch_tokens(p.max_tokens, None, p.default_chunk)
-    est, verdict = assess(m.info, gpu, batch, extra_weight_bytes=m.size_bytes - m.info.file_size)
-    e.update(memory=est.to_dict(), verdict=verdict.to_dict(), fit=verdict.describe())
-    return e
-
-
 def cmd_models(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from desktop.index.state import State, resolve_data_dir
-    from desktop.models.catalogue import missing_from
-    from desktop.models.discovery import Locations, discover
-    from desktop.models.gpu import detect
-    from desktop.models.memory import verdict
+    from desktop.index.state import State
+    from desktop.models.discovery import Locations
+    from desktop.models.memory import describe_estimate
     from desktop.models.starter import StarterModelMissing, starter_model_path
+    from desktop.models.survey import survey
+    from desktop.paths import resolve_data_dir
 
-    state = State.load(resolve_data_dir(args.data_dir))
+    state = State.load(resolve_data_dir(_data_dir(args)))
     notes = []
     if args.recheck:
         notes += _recheck(args)
@@ -498,21 +577,18 @@ def cmd_models(args: argparse.Namespace) -> int:
         starter_model_path()  # made once; discovery then finds it among Semdex's own models
     except StarterModelMissing as exc:
         notes.append(str(exc))
-    chosen = args.model or state.model.path
-    active = str(Path(chosen).expanduser().resolve()) if chosen else None
-    folders = [Path(p).expanduser() for p in args.paths]
-    if chosen and not args.paths:
-        folders.append(Path(chosen).expanduser())
-    gpu = detect()
-    found = discover(folders, family=args.family,
-                     locations=Locations() if args.paths else None)
-    entries = [_model_entry(m, gpu, active) for m in found]
-    missing = [] if args.paths else missing_from(found)
+    config = _config(args)
+    found = survey(args.paths, args.model or state.model.path, list_chosen=not args.paths,
+                   family=args.family, locations=Locations() if args.paths else None,
+                   chunk_tokens=config.chunk_tokens, threads=args.threads or config.threads)
+    gpu = found.gpu
+    entries = [d.to_dict() for d in found.models]
+    missing = [] if args.paths else found.missing
     if args.json:
         print(json.dumps({
             "accelerator": dataclasses.asdict(gpu), "models": entries, "notes": notes,
-            "not_installed": [c.to_dict() | {"verdict": verdict(c.memory(), gpu).to_dict()}
-                              for c in missing],
+            "not_installed": [s.entry.to_dict() | {"verdict": s.verdict.to_dict()}
+                              for s in missing],
             "families": {k: {"label": p.label, "pooling": p.pooling_name,
                              "query_template": p.query_template,
                              "document_template": p.doc_template,
@@ -524,21 +600,24 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"! {note}\n")
     if not entries:
         print("No GGUF files found.")
-    for e in entries:
+    for d, e in zip(found.models, entries, strict=True):
         mark = "*" if e.get("active") else " "
         if e["usable"]:
             print(f"{mark} {e['name']}  [{e['family']}]  {e['dims']} dims, {e['quantization']}, "
                   f"{e['parameters']}, {e['size_bytes'] / 2**20:,.0f} MiB, pooling "
                   f"{e['pooling']}\n    {e['path']}\n    {e['fit']}")
+            if args.verbose and d.estimate is not None:
+                print(f"    memory at {d.estimate.batch_tokens} tokens a batch: "
+                      f"{describe_estimate(d.estimate)}")
         else:
             print(f"{mark} {e['name']}\n    {e['path']}\n    not usable: {e['problem']}")
     if missing:
         print("\nRecommended, not on this machine:")
-        for c in missing:
-            quant = c.recommended_quant()
+        for s in missing:
+            c, quant = s.entry, s.entry.recommended_quant()
             score = (f", NFCorpus nDCG@10 {c.nfcorpus_ndcg10:.3f}" if c.nfcorpus_ndcg10 else "")
             print(f"  {c.label}: {c.dims} dims, {quant.name} {quant.size_text}{score}; "
-                  f"{verdict(c.memory(), gpu).describe()}"
+                  f"{s.verdict.describe()}"
                   + (f"; GGUF e.g. {c.gguf_sources[0]}" if c.gguf_sources else ""))
     print("\nFamilies (--family): " + ", ".join(PROFILES))
     print("Tasks (--task): " + ", ".join(TASKS))
@@ -547,15 +626,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def _recheck(args: argparse.Namespace) -> list[str]:
     """`models --recheck PATH...`: a new trial load of each file, whatever is remembered."""
-    from desktop.models.embedder import EmbedderSettings
     from desktop.models.gguf_info import ModelFileError
     from desktop.models.model_check import check_file
     from desktop.models.profiles import NotAnEmbedder
 
-    files = [p for p in args.paths if os.path.isfile(p)]
+    files = [p for p in args.paths if Path(p).is_file()]
     if not files:
         raise CliError("--recheck needs the GGUF files to try (semdex models --recheck PATH)")
-    settings = EmbedderSettings(threads=args.threads, gpu_layers=args.gpu_layers)
+    # what the window and `semdex index` load with, so the outcome is the one they look up
+    settings = _config(args).embedder_settings(threads=args.threads, gpu_layers=args.gpu_layers)
     notes = []
     for path in files:
         try:
@@ -569,7 +648,7 @@ def _recheck(args: argparse.Namespace) -> list[str]:
 
 
 COMMANDS = {"index": cmd_index, "search": cmd_search, "watch": cmd_watch, "status": cmd_status,
-            "models": cmd_models}
+            "models": cmd_models, "remove": cmd_remove}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,8 +2,9 @@
 
 What belongs to an index (its folders, its model) stays in the data dir's state.json; this file
 holds how Semdex should work on this machine: where the data dir is, which names to skip, how
-many GPU layers and threads to use, where else to look for models, search defaults. The GUI and
-the CLI read the same file; QSettings keeps only window geometry.
+many GPU layers and threads to use, where else to look for models, search defaults. The window
+and every `semdex` command read the same file (a command's flags override it; what was wrong
+with the file reaches the person in both); QSettings keeps only window geometry.
 
 Loading never fails: a missing file gives the defaults, a damaged one is kept beside as
 ``config.json.damaged`` and the defaults are used, a value of the wrong type falls back to its
@@ -15,36 +16,27 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import platformdirs
-
+from desktop.atomic import write_atomic
 from desktop.models.profiles import TASKS
+from desktop.paths import config_dir, resolve_data_dir
+from desktop.search.query import MODES
 
 if TYPE_CHECKING:
+    from desktop.index.sync import SyncSettings
     from desktop.models.embedder import EmbedderSettings
 
 log = logging.getLogger(__name__)
 
-APP = "semdex"
 FILE_NAME = "config.json"
 VERSION = 1
-SEARCH_MODES = ("semantic", "keyword", "hybrid")  # search.MODES, without importing LanceDB
+
 CHUNK_TOKENS_RANGE = (16, 8192)
 MAX_THREADS = 1024
 MAX_PER_FILE = 100
-
-
-def config_dir() -> Path:
-    """``$SEMDEX_CONFIG_DIR``, or the platform's config folder for Semdex."""
-    env = os.environ.get("SEMDEX_CONFIG_DIR")
-    if env:
-        return Path(env).expanduser()
-    return Path(platformdirs.user_config_dir(APP, appauthor=False))
 
 
 def config_path() -> Path:
@@ -73,7 +65,7 @@ def _str_list_problem(value: Any, what: str) -> str | None:
 class Config:
     data_dir: str | None = None  # None: the platform's data folder (or $SEMDEX_DATA_DIR)
     excludes: list[str] = field(default_factory=list)  # file and folder name patterns to skip
-    gpu_layers: int | None = None  # None: automatic (from the fit verdict); -1 all; 0 CPU only
+    gpu_layers: int | None = None  # None: the layers that fit the GPU at load; -1 all; 0 CPU only
     chunk_tokens: int | None = None  # None: the model family's passage length
     threads: int | None = None  # None: every core this process may use
     model_folders: list[str] = field(default_factory=list)  # extra places to look for GGUFs
@@ -85,13 +77,29 @@ class Config:
     # keys a newer version wrote: kept, written back, never compared
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    def embedder_settings(self) -> EmbedderSettings:
-        """The model settings these stand for: one place, so the window's worker and the
-        model picker's trial load ask for the same thing (and so find the same record)."""
+    def embedder_settings(self, *, chunk_tokens: int | None = None, threads: int | None = None,
+                          gpu_layers: int | None = None) -> EmbedderSettings:
+        """The model settings these stand for, with a command line's flags (those not None)
+        over them: one place, so the window's worker, the model picker's trial load and the
+        CLI ask for the same thing (and so find the same record)."""
         from desktop.models.embedder import EmbedderSettings
 
-        return EmbedderSettings(chunk_tokens=self.chunk_tokens, threads=self.threads,
-                                gpu_layers=self.gpu_layers)
+        def pick(flag: int | None, saved: int | None) -> int | None:
+            return saved if flag is None else flag
+
+        return EmbedderSettings(chunk_tokens=pick(chunk_tokens, self.chunk_tokens),
+                                threads=pick(threads, self.threads),
+                                gpu_layers=pick(gpu_layers, self.gpu_layers))
+
+    def sync_settings(self, *, polling: bool | None = None,
+                      quiet: float | None = None) -> SyncSettings:
+        """How live sync runs (the window's and `semdex watch`'s), flags over settings."""
+        from desktop.index.sync import SyncSettings
+
+        settings = SyncSettings(polling=self.polling if polling is None else polling)
+        if quiet is not None:
+            settings.quiet = quiet
+        return settings
 
     # -- checking -------------------------------------------------------------------------
 
@@ -129,8 +137,8 @@ class Config:
             out["model_folders"] = "Model folders must not contain empty lines."
         if not isinstance(self.polling, bool):
             out["polling"] = "Polling must be on or off."
-        if self.search_mode not in SEARCH_MODES:
-            out["search_mode"] = (f"Search mode must be one of {', '.join(SEARCH_MODES)}, "
+        if self.search_mode not in MODES:
+            out["search_mode"] = (f"Search mode must be one of {', '.join(MODES)}, "
                                   f"not {self.search_mode!r}.")
         if self.task not in TASKS:
             out["task"] = f"Task must be one of {', '.join(TASKS)}, not {self.task!r}."
@@ -216,25 +224,10 @@ class Config:
         path = path or config_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        return path
+        return write_atomic(path, text)
 
     # -- what the core needs --------------------------------------------------------------
 
     def resolved_data_dir(self) -> Path:
-        """The data dir this config points at (state.resolve_data_dir creates it)."""
-        from desktop.index.state import resolve_data_dir
-
+        """The data dir this config points at (paths.resolve_data_dir creates it)."""
         return resolve_data_dir(self.data_dir)

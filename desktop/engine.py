@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,15 @@ from typing import Any
 from desktop.index.indexer import Indexer, Progress
 from desktop.index.lock import WriterLock, writer_alive
 from desktop.index.scan import ScanProblem, displayable, is_under, scan_folder
-from desktop.index.state import ModelChoice, State, resolve_data_dir
+from desktop.index.state import ModelChoice, State
 from desktop.index.store import FileRow, Store
 from desktop.models import model_check
 from desktop.models.embedder import Embedder, EmbedderSettings, model_key
 from desktop.models.gguf_info import ModelInfo, read_model_info
 from desktop.models.profiles import Profile, detect_profile
-from desktop.search import Hit, search, search_vector
+from desktop.paths import resolve_data_dir
+from desktop.search import Hit, Query
+from desktop.search.rank import search, search_vector
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,7 @@ class Engine:
         self.settings = settings or EmbedderSettings()
         self._embedder: Embedder | None = None
         self._store: Store | None = None
+        self._writer: WriterLock | None = None  # held while writing (Engine.writing)
 
     @property
     def db_dir(self) -> Path:
@@ -124,50 +128,100 @@ class Engine:
 
     # -- indexing ----------------------------------------------------------------------------
 
+    @contextmanager
+    def writing(self, mode: str = "index") -> Iterator[WriterLock]:
+        """The data dir's writer lock, for one run of writes: every write to the index and
+        every save of state.json happens inside it, and this is the only place that takes it
+        (DataDirBusy when another process holds it). Nested uses share the lock held.
+
+        Taking it reads the state file again, so that folders another process added while
+        this engine was not writing (a window that stood paused while `semdex index` ran)
+        join this library, rather than have this run save over them."""
+        if self._writer is not None:
+            yield self._writer
+            return
+        lock = WriterLock(self.data_dir, mode).acquire()
+        self._writer = lock
+        try:
+            for path, folder in State.load(self.data_dir).folders.items():
+                self.state.folders.setdefault(path, folder)
+            yield lock
+        finally:
+            self._writer = None
+            lock.release()
+
+    def _save_state(self) -> None:
+        if self._writer is None:
+            raise RuntimeError("state.json is saved only under the writer lock "
+                               "(Engine.writing)")
+        self.state.save(self.data_dir)
+
     def remember_model(self) -> None:
         """Make this model the data dir's active one (what `index --model` means)."""
         self.state.model = ModelChoice(
             path=None if self.model.is_starter else str(self.model.path),
             family=self.model.profile.family if not self.model.is_starter else None)
-        self.state.save(self.data_dir)
+        with self.writing():
+            self._save_state()
 
-    def prepare_roots(self, paths: Sequence[str | os.PathLike[str]] | None = None
-                      ) -> list[str]:
+    def check_folder(self, path: str | os.PathLike[str]) -> str:
+        """The absolute folder a person asked to add, or ValueError saying why it cannot be."""
+        root = os.path.abspath(os.path.expanduser(os.fspath(path)))
+        if not os.path.isdir(root):
+            raise NotADirectoryError(f"not a folder: {root}")
+        if is_under(root, str(self.data_dir)):
+            raise ValueError(f"{root} is inside Semdex's own data folder")
+        return root
+
+    def add_folders(self, paths: Sequence[str | os.PathLike[str]] | None = None
+                    ) -> list[str]:
         """Add folders to the library; return them, or every known folder that exists."""
-        return self._resolve_roots(paths)[0]
+        with self.writing():
+            return self._resolve_roots(paths)[0]
+
+    def remove_folder(self, path: str, also: Iterable[Store] = ()) -> int:
+        """Take a folder out of the library and forget its index (the files stay on disk);
+        `also`: the stores of other models to forget it in (a switch under way). Returns how
+        many files were forgotten."""
+        root = os.path.abspath(os.path.expanduser(path))
+        with self.writing():
+            self.state.folders.pop(root, None)
+            self._save_state()
+            forgotten = 0
+            for store in {id(s): s for s in (self.store, *also)}.values():
+                ids = [r.file_id for r in store.file_rows(root).values()]
+                if ids:
+                    store.remove_files(ids)
+                forgotten = max(forgotten, len(ids))
+        return forgotten
 
     def _resolve_roots(self, paths: Sequence[str | os.PathLike[str]] | None
                        ) -> tuple[list[str], list[tuple[str, str]]]:
-        self._adopt_folders_added_elsewhere()  # before this state is saved over the file's
         roots: list[str] = []
         missing: list[tuple[str, str]] = []
-        for p in paths or list(self.state.folders):
-            root = os.path.abspath(os.path.expanduser(os.fspath(p)))
-            if os.path.isdir(root):
-                roots.append(root)
-            elif paths:
-                raise NotADirectoryError(f"not a folder: {root}")
-            else:  # a known folder on a drive that is not plugged in: keep its index
-                missing.append((root, "folder not found (its index is kept)"))
+        if paths:
+            roots = [self.check_folder(p) for p in paths]
+        else:
+            for root in self.state.folders:
+                if os.path.isdir(root):
+                    roots.append(root)
+                else:  # a known folder on a drive that is not plugged in: keep its index
+                    missing.append((root, "folder not found (its index is kept)"))
         for root in roots:
             self.state.add_folder(root)
-        self.state.save(self.data_dir)
+        self._save_state()
         return roots, missing
 
     def index(self, paths: Sequence[str | os.PathLike[str]] | None = None, *,
               cancel: threading.Event | None = None, excludes: Sequence[str] = (),
               overlap: int | None = None, scope: Iterable[str] | None = None,
-              optimize: bool = True, lock: WriterLock | None = None) -> Iterator[Progress]:
+              optimize: bool = True) -> Iterator[Progress]:
         """Index the given folders (added to the library), or all known folders.
 
-        With a scope (paths a watcher saw change) only those paths are synced. Writing needs
-        the data dir's writer lock: pass the one you hold, or it is taken for this run
-        (DataDirBusy if another process has it).
+        With a scope (paths a watcher saw change) only those paths are synced. It writes under
+        the writer lock (Engine.writing): the one held, or one taken for this run.
         """
-        own_lock = lock is None
-        lock = lock or WriterLock(self.data_dir, "index")
-        lock.acquire()
-        try:
+        with self.writing():
             if scope is None:
                 roots, missing = self._resolve_roots(paths)
             else:
@@ -175,16 +229,6 @@ class Engine:
                 roots = [os.path.abspath(os.fspath(p)) for p in paths or self.state.folders]
                 missing = []
             yield from self._index(roots, missing, cancel, excludes, overlap, scope, optimize)
-        finally:
-            if own_lock:
-                lock.release()
-
-    def _adopt_folders_added_elsewhere(self) -> None:
-        """Folders another process added since this engine read the state file (a window
-        that stood paused while `semdex index` ran) join this library, rather than have a
-        full run forget their index as no longer wanted."""
-        for path, folder in State.load(self.data_dir).folders.items():
-            self.state.folders.setdefault(path, folder)
 
     def _index(self, roots: list[str], missing: list[tuple[str, str]],
                cancel: threading.Event | None, excludes: Sequence[str], overlap: int | None,
@@ -225,9 +269,13 @@ class Engine:
             kept.update({p: r for p, r in last.problems
                          if is_under(p, root) and p not in rows})
             folder.problems = kept
-        self.state.save(self.data_dir)
+        self._save_state()
 
     # -- searching ---------------------------------------------------------------------------
+
+    def run_query(self, q: Query) -> list[Hit]:
+        return self.search(q.text, mode=q.mode, k=q.k, per_file=q.per_file, task=q.task,
+                           instruction=q.instruction, filters=q.filters)
 
     def search(self, query: str, **kw: Any) -> list[Hit]:
         embedder = None if kw.get("mode") == "keyword" else self.embedder

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
-import os
 import sys
 import threading
+import traceback
 from pathlib import Path
 from types import TracebackType
 
-import platformdirs
+from desktop.paths import log_dir
 
-APP = "semdex"
 FILE_NAME = "semdex.log"
 MAX_BYTES = 1 << 20
 BACKUPS = 3
@@ -30,12 +29,9 @@ log = logging.getLogger(__name__)
 _state: dict[str, object] = {}  # handler, path, and the hooks we replaced
 
 
-def log_dir() -> Path:
-    """``$SEMDEX_LOG_DIR``, or the platform's log folder for Semdex."""
-    env = os.environ.get("SEMDEX_LOG_DIR")
-    if env:
-        return Path(env).expanduser()
-    return Path(platformdirs.user_log_dir(APP, appauthor=False))
+def error_details(exc: BaseException) -> str:
+    """The traceback of an error as text: the details a person can open beside the message."""
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
 def log_path() -> Path:

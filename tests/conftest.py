@@ -1,13 +1,87 @@
-"""Shared fixtures: each test its own data dir; the starter model converted once a run."""
+"""What every test gets, and the `gui` marker.
+
+- Qt draws offscreen: QT_QPA_PLATFORM is set to "offscreen" (unless already set) before any test
+  module imports Qt.
+- Its own data, config and log dirs (`semdex_dirs`, autouse, one per test): SEMDEX_DATA_DIR,
+  SEMDEX_CONFIG_DIR and SEMDEX_LOG_DIR point to tmp_path/"env-data", tmp_path/"config" and
+  tmp_path/"logs" (not created). They are set in os.environ, so child processes started by a
+  test inherit them too: no test reads or writes the person's real index, settings or log. A
+  test that wants another dir passes it (`--data-dir`, `Engine(path)`) or sets the variable
+  itself. The data dir's name differs from the "data" folders tests pass explicitly, so a test
+  notices when Semdex falls back to the environment's dir instead. Module- and session-scoped
+  fixtures, which run before it, see the same three variables pointing into one folder of the
+  run's own (`_run_dirs`).
+- One model cache for the whole run (`model_cache`, SEMDEX_MODEL_CACHE): the starter model is
+  converted once a run (`starter_model`) and the remembered model checks stay in it.
+- The `gui` marker goes on every test in tests/test_gui_*.py and on every test that uses a
+  pytest-qt fixture (qtbot, qapp, qtmodeltester, qtlog); the few others that need Qt (in
+  tests/test_frozen.py: the window's smoke tests, run in a child, and desktop.gui.launch) carry
+  `@pytest.mark.gui` themselves. Where PySide6 cannot be imported, tests/test_gui_*.py are not
+  collected (unless named on the command line) and pytest-qt is switched off (its start imports
+  PySide6), so `pytest -m "not gui"` runs the core alone.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+try:  # imported, not looked up: a PySide6 that cannot load counts as missing
+    import PySide6  # noqa: F401
+except ImportError:
+    HAVE_QT = False
+else:
+    HAVE_QT = True
+QT_FIXTURES = {"qtbot", "qapp", "qtmodeltester", "qtlog"}
+
+if not HAVE_QT:
+    collect_ignore_glob = ["test_gui_*.py"]
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    if not HAVE_QT:
+        # pytest-qt imports PySide6 in its pytest_configure and stops the run without it; its
+        # options stay declared, so pyproject's qt_* settings are still known.
+        pluginmanager.set_blocked("pytest-qt")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name.startswith("test_gui_") or QT_FIXTURES & set(
+                getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.gui)
+
+
+class Dirs(NamedTuple):
+    data: Path
+    config: Path
+    logs: Path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _run_dirs(tmp_path_factory: pytest.TempPathFactory):
+    """The three dirs for what runs outside a test (module and session fixtures)."""
+    base = tmp_path_factory.mktemp("run-dirs")
+    with pytest.MonkeyPatch.context() as mp:
+        for var, name in (("SEMDEX_DATA_DIR", "data"), ("SEMDEX_CONFIG_DIR", "config"),
+                          ("SEMDEX_LOG_DIR", "logs")):
+            mp.setenv(var, str(base / name))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def semdex_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dirs:
+    """This test's own data, config and log dirs, in the environment (see the module's doc)."""
+    dirs = Dirs(data=tmp_path / "env-data", config=tmp_path / "config", logs=tmp_path / "logs")
+    monkeypatch.setenv("SEMDEX_DATA_DIR", str(dirs.data))
+    monkeypatch.setenv("SEMDEX_CONFIG_DIR", str(dirs.config))
+    monkeypatch.setenv("SEMDEX_LOG_DIR", str(dirs.logs))
+    return dirs
 
 
 @pytest.fixture(scope="session")

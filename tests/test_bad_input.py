@@ -29,8 +29,7 @@ IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 @pytest.fixture
-def engine(tmp_path, starter_model, model_cache, monkeypatch):
-    monkeypatch.setenv("SEMDEX_MODEL_CACHE", str(model_cache))
+def engine(tmp_path, starter_model):
     with Engine(tmp_path / "data") as e:
         yield e
 
@@ -256,8 +255,7 @@ def test_bad_model_is_refused_before_anything_is_touched(tmp_path, model_cache):
 
 @pytest.mark.parametrize("content", ["{not json", "[]", '{"folders": {"/x": {"no_path": 1}}}',
                                      '{"model": "oops"}', "\udcff"])
-def test_damaged_state_file_is_set_aside(tmp_path, model_cache, monkeypatch, content):
-    monkeypatch.setenv("SEMDEX_MODEL_CACHE", str(model_cache))
+def test_damaged_state_file_is_set_aside(tmp_path, content):
     data = tmp_path / "data"
     data.mkdir()
     (data / "state.json").write_text(content, encoding="utf-8", errors="surrogateescape")
@@ -267,8 +265,7 @@ def test_damaged_state_file_is_set_aside(tmp_path, model_cache, monkeypatch, con
     assert (data / "state.json.damaged").exists()
 
 
-def test_state_file_from_a_newer_version_still_loads(tmp_path, model_cache, monkeypatch):
-    monkeypatch.setenv("SEMDEX_MODEL_CACHE", str(model_cache))
+def test_state_file_from_a_newer_version_still_loads(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     docs = tmp_path / "docs"

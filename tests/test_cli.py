@@ -19,7 +19,8 @@ from desktop.extract import extract
 from tests.fixtures.documents import make_corrupt_pdf, make_pdf
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULT_LINE = re.compile(r"^ *(\d+)\. (-?\d+\.\d{4})  (\S.*)  \((p\. \d+|lines \d+-\d+)\)$")
+RESULT_LINE = re.compile(
+    r"^ *(\d+)\. (-?\d+\.\d{1,2})  (\S.*)  \((p\. \d+|lines \d+-\d+|line \d+)\)$")
 
 NOTES = """\
 Shopping list for the weekend: apples, flour and the good olive oil.
@@ -100,10 +101,16 @@ def test_search_prints_file_place_score_and_snippet(indexed, env):
     assert first.group(1) == "1" and first.group(3) == str(docs / "book.pdf")
     assert first.group(4) == "p. 2"
     assert "sourdough" in lines[1] and lines[1].startswith("    ")
-    assert any(m.group(4).startswith("lines ") for m in results)
+    assert any(m.group(4).startswith("line") for m in results)
     scores = [float(m.group(2)) for m in results]
     assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= x <= 1.0 for x in scores)  # hybrid: the window's 0-1 scale
     assert proc.stderr.strip() == ""  # nothing but results for an interactive search
+    # the same numbers as --json's display_score (which keeps the raw score beside it)
+    out = json.loads(semdex("search", "baking bread with a sourdough starter", "--json",
+                            env=env, data_dir=data).stdout)
+    assert [f"{r['display_score']:.2f}" for r in out["results"]] == [m.group(2) for m in results]
+    assert all(r["score"] < r["display_score"] for r in out["results"])
 
 
 def test_search_json_is_pure_json_with_places(indexed, env):

@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 
 from desktop import logs
-from desktop.config import SEARCH_MODES, Config, ConfigError, config_path
+from desktop.config import Config, ConfigError, config_path
 
 
 @pytest.fixture
-def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "config"
-    monkeypatch.setenv("SEMDEX_CONFIG_DIR", str(folder))
-    return folder
+def config_dir(semdex_dirs) -> Path:
+    """The test's own config dir, SEMDEX_CONFIG_DIR (tests/conftest.py)."""
+    return semdex_dirs.config
 
 
 def test_env_override_and_default_location(config_dir, monkeypatch):
@@ -126,7 +125,8 @@ def test_search_modes_and_tasks_match_the_core():
     from desktop.models.profiles import TASKS
     from desktop.search import MODES
 
-    assert SEARCH_MODES == MODES
+    assert all(Config(search_mode=m).problems() == {} for m in MODES)
+    assert "search_mode" in Config(search_mode="fuzzy").problems()
     assert all(Config(task=t).problems() == {} for t in TASKS)
 
 
@@ -134,10 +134,9 @@ def test_search_modes_and_tasks_match_the_core():
 
 
 @pytest.fixture
-def log_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    folder = tmp_path / "logs"
-    monkeypatch.setenv("SEMDEX_LOG_DIR", str(folder))
-    yield folder
+def log_dir(semdex_dirs):
+    """The test's own log dir, SEMDEX_LOG_DIR (tests/conftest.py); logging is undone after."""
+    yield semdex_dirs.logs
     logs.teardown_logging()
 
 
@@ -185,11 +184,18 @@ def test_uncaught_exceptions_are_logged(log_dir, monkeypatch):
     assert sys.excepthook is not hook
 
 
-def test_unwritable_log_dir_does_not_crash(tmp_path, monkeypatch):
+def test_unwritable_log_dir_does_not_crash(tmp_path, monkeypatch, capsys):
+    """The log folder cannot be made: setup says so on stderr, and records go to stderr."""
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("SEMDEX_LOG_DIR", str(blocker / "logs"))
     try:
         assert logs.setup_logging() == blocker / "logs" / "semdex.log"
+        assert _ours() == []
+        logging.getLogger("desktop.test").warning("the boiler is on fire")
     finally:
         logs.teardown_logging()
+    err = capsys.readouterr().err
+    assert f"cannot write the log file {blocker / 'logs' / 'semdex.log'}" in err
+    assert "WARNING" in err and "desktop.test" in err and "the boiler is on fire" in err
+    assert not (blocker / "logs").exists()

@@ -25,7 +25,6 @@ from desktop.extract import (
     kind_for,
 )
 from tests.fixtures.documents import (
-    corrupt_pdf_bytes,
     docx_bytes,
     make_corrupt_pdf,
     make_docx,
@@ -507,7 +506,3 @@ def test_mangled_inputs_never_raise_other_exceptions(name: str) -> None:
             extract(name, bytes(data))
         except (ExtractionError, Skipped) as exc:
             assert exc.reason
-
-
-def test_corrupt_pdf_bytes_helper_matches_file_helper(tmp_path: Path) -> None:
-    assert make_corrupt_pdf(tmp_path / "c.pdf").read_bytes() == corrupt_pdf_bytes()

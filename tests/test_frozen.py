@@ -158,6 +158,8 @@ def test_the_icon_is_in_the_package():
     assert icon.parent == ROOT / "desktop" / "resources"
 
 
+@pytest.mark.slow
+@pytest.mark.gui
 def test_the_window_smoke_test(tmp_path, starter_model, model_cache):
     """`semdex --smoke-test` (what the installers' smoke test runs on the frozen app): the real
     window starts, catches up with an indexed folder, searches, previews the first result,
@@ -184,6 +186,7 @@ def test_the_window_smoke_test(tmp_path, starter_model, model_cache):
     assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.gui
 def test_the_window_smoke_test_fails_when_there_is_nothing_to_search(tmp_path, model_cache):
     """Asked to search and nothing indexed (a smoke test set up wrong): not a pass."""
     env = {k: v for k, v in os.environ.items() if k != "SEMDEX_DATA_DIR"}
@@ -195,6 +198,7 @@ def test_the_window_smoke_test_fails_when_there_is_nothing_to_search(tmp_path, m
     assert "semdex-smoke: nothing indexed to search" in proc.stdout
 
 
+@pytest.mark.gui
 def test_the_window_smoke_test_fails_on_a_broken_model(tmp_path, model_cache):
     """A smoke test that cannot fail proves nothing: with a model that cannot be loaded the
     window reports the error and the smoke test exits 1 and prints it."""
@@ -209,6 +213,7 @@ def test_the_window_smoke_test_fails_on_a_broken_model(tmp_path, model_cache):
     assert "semdex-smoke: error:" in proc.stderr and "broken.gguf" in proc.stderr
 
 
+@pytest.mark.gui
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="xdg-open is Linux's opener")
 def test_open_hands_the_file_to_xdg_open_without_the_bundles_paths(as_frozen, tmp_path,
                                                                     monkeypatch):

@@ -13,8 +13,6 @@ import errno
 import gc
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,14 +25,13 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QFileDialog  # noqa: E402
 
-from desktop.gui import worker as w  # noqa: E402
+from desktop.gui import index_worker as w  # noqa: E402
 from desktop.gui.app import ErrorBridge  # noqa: E402
 from desktop.gui.main_window import MainWindow  # noqa: E402
 from desktop.index.lock import writer_alive  # noqa: E402
 from tests.fixtures.documents import make_corrupt_pdf, make_pdf  # noqa: E402
 from tests.fixtures.tiny_gguf import write_tiny_llama  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 PASSAGE = "The boiler pressure gauge should read between one and two bar when the system is cold."
 TOPICS = ("the garden hedge needs trimming", "the car insurance renews in March",
           "grandmother's recipe for plum cake", "the bicycle chain was oiled",
@@ -71,11 +68,8 @@ class GapMeter:
 
 
 @pytest.fixture
-def env(tmp_path, starter_model, model_cache, monkeypatch):
-    monkeypatch.setenv("SEMDEX_MODEL_CACHE", str(model_cache))
-    monkeypatch.setenv("SEMDEX_DATA_DIR", str(tmp_path / "env-data-dir-unused"))
-    monkeypatch.setenv("SEMDEX_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("SEMDEX_LOG_DIR", str(tmp_path / "logs"))
+def env(tmp_path, starter_model):
+    """The test's folder, its own data, config and log dirs set by tests/conftest.py."""
     return tmp_path
 
 
@@ -192,6 +186,7 @@ def test_first_run_drop_index_search_preview(qtbot, window, env):
     assert win.errors() == []
 
 
+@pytest.mark.slow
 def test_add_folder_cancel_pause_resume_remove(qtbot, window, env, monkeypatch):
     win = window
     many = env / "many"
@@ -292,6 +287,7 @@ def test_errors_from_any_thread_reach_the_window(qtbot, window, monkeypatch):
     assert "Traceback" in window.errors()[-1][1]
 
 
+@pytest.mark.slow
 def test_a_failing_update_is_shown_and_tried_again(qtbot, window, env):
     win = window
     docs = env / "docs"
@@ -320,16 +316,6 @@ def test_a_failing_update_is_shown_and_tried_again(qtbot, window, env):
     assert [h.path for h in win.worker.engine.search("quokka", mode="keyword")] == [
         str(docs / "late.txt")]
     assert "Up to date" in win.library.folder_text(str(docs))
-
-
-def test_help_does_not_import_qt():
-    code = ("import sys\nfrom desktop.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('QT', any(m.startswith('PySide6') for m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
-                         check=True)
-    assert "QT False" in out.stdout
 
 
 def test_settings_log_and_model_dialogs_open_from_the_menus(qtbot, window, env):

@@ -1,4 +1,5 @@
-"""The model picker, settings dialog and log view, with real GGUF files and real discovery."""
+"""The model picker, with real GGUF files and real discovery (the settings dialog and the log
+view: tests/test_gui_settings.py)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,11 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt, QTimer  # noqa: E402
-from PySide6.QtWidgets import QDialog, QDialogButtonBox  # noqa: E402
+from PySide6.QtWidgets import QDialog  # noqa: E402
 
 from desktop.config import Config  # noqa: E402
 from desktop.gui import model_picker  # noqa: E402
-from desktop.gui.log_view import LogView  # noqa: E402
 from desktop.gui.model_picker import ModelPickerDialog  # noqa: E402
-from desktop.gui.settings_dialog import SettingsDialog  # noqa: E402
 from desktop.models.discovery import Locations  # noqa: E402
 from desktop.models.memory import Verdict  # noqa: E402
 from tests.fixtures.tiny_gguf import write_tiny_llama, write_truncated  # noqa: E402
@@ -49,8 +48,8 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory, starter_model: Path) ->
 
 
 @pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
-    monkeypatch.setenv("SEMDEX_CONFIG_DIR", str(tmp_path / "config"))
+def config() -> Config:
+    """Saved to the test's own config dir (tests/conftest.py)."""
     return Config()
 
 
@@ -136,15 +135,15 @@ def test_discovery_runs_off_the_gui_thread(qtbot, config, models_dir, monkeypatc
     config.model_folders = [str(models_dir)]
     started, release = threading.Event(), threading.Event()
     threads: list[threading.Thread] = []
-    real_discover = model_picker.discover
+    real_survey = model_picker.survey  # discovery, GPU detection and the estimates
 
-    def slow_discover(*args, **kwargs):
+    def slow_survey(*args, **kwargs):
         threads.append(threading.current_thread())
         started.set()
         release.wait(10)  # a big folder on a slow disk
-        return real_discover(*args, **kwargs)
+        return real_survey(*args, **kwargs)
 
-    monkeypatch.setattr(model_picker, "discover", slow_discover)
+    monkeypatch.setattr(model_picker, "survey", slow_survey)
     dialog = _open(qtbot, config)
     qtbot.waitUntil(started.is_set, timeout=5000)
     ticks: list[int] = []
@@ -185,74 +184,6 @@ def test_usual_places_and_the_current_model(qtbot, config, models_dir, tmp_path,
     assert dialog.models.data(index).endswith("(in use)")
     assert dialog.models.data(index, Qt.ItemDataRole.FontRole).bold()
     assert dialog.selected_path() == str(current) and dialog.use_button.isEnabled()
-
-
-# -- settings ----------------------------------------------------------------------------------
-
-
-def _save_button(dialog: SettingsDialog):
-    return dialog.buttons.button(QDialogButtonBox.StandardButton.Save)
-
-
-def test_settings_dialog_saves_to_the_config_file(qtbot, config):
-    config.search_mode = "keyword"  # not on the dialog: kept as it was
-    config.excludes = ["*.tmp"]
-    dialog = SettingsDialog(config)
-    qtbot.addWidget(dialog)
-    assert dialog.excludes.toPlainText() == "*.tmp"
-    dialog.threads.setValue(3)
-    dialog.excludes.setPlainText("*.tmp\n\nnode_modules\n")
-    dialog.gpu_choice.setCurrentIndex(3)
-    dialog.gpu_layers.setValue(12)
-    dialog.polling.setChecked(True)
-    with qtbot.waitSignal(dialog.settings_saved, timeout=1000) as saved:
-        qtbot.mouseClick(_save_button(dialog), Qt.MouseButton.LeftButton)
-    on_disk = Config.load()
-    assert on_disk == saved.args[0]
-    assert (on_disk.threads, on_disk.gpu_layers, on_disk.polling) == (3, 12, True)
-    assert on_disk.excludes == ["*.tmp", "node_modules"] and on_disk.search_mode == "keyword"
-    assert config.threads is None  # the caller's object is left alone
-    assert dialog.result() == QDialog.DialogCode.Accepted
-
-
-def test_settings_dialog_shows_the_configs_messages(qtbot, config):
-    dialog = SettingsDialog(Config(gpu_layers=0, chunk_tokens=512))
-    qtbot.addWidget(dialog)
-    assert dialog.gpu_choice.currentIndex() == 2 and not dialog.gpu_layers.isEnabled()
-    assert _save_button(dialog).isEnabled()
-    dialog.chunk_tokens.setValue(8)
-    dialog.excludes.setPlainText("Documents/old")
-    problems = dialog.config().problems()
-    assert set(problems) == {"chunk_tokens", "excludes"}
-    assert not _save_button(dialog).isEnabled()
-    assert dialog.problems.text().splitlines() == list(problems.values())
-    assert not dialog.save() and not (Path(os.environ["SEMDEX_CONFIG_DIR"])).exists()
-    dialog.chunk_tokens.setValue(0)  # "the model's own"
-    dialog.excludes.setPlainText("old")
-    dialog.gpu_choice.setCurrentIndex(0)
-    assert _save_button(dialog).isEnabled() and dialog.save()
-    assert (Config.load().chunk_tokens, Config.load().gpu_layers) == (None, None)
-
-
-# -- log view ----------------------------------------------------------------------------------
-
-
-def test_log_view_follows_the_file(qtbot, tmp_path):
-    path = tmp_path / "semdex.log"
-    path.write_text("2025-01-01 10:00:00 INFO    desktop.engine: first line\n", "utf-8")
-    view = LogView(path)
-    qtbot.addWidget(view)
-    view.show()
-    assert "first line" in view.text.toPlainText() and view.text.isReadOnly()
-    with path.open("a", encoding="utf-8") as f:
-        f.write("2025-01-01 10:00:01 WARNING desktop.engine: second line\n")
-    qtbot.waitUntil(lambda: "second line" in view.text.toPlainText(), timeout=5000)
-    path.rename(tmp_path / "semdex.log.1")  # rotation
-    path.write_text("after rotation\n", "utf-8")
-    qtbot.waitUntil(lambda: view.text.toPlainText() == "after rotation\n", timeout=5000)
-    missing = LogView(tmp_path / "nothing.log")
-    qtbot.addWidget(missing)
-    assert "No log yet" in missing.text.toPlainText()
 
 
 def test_a_file_that_crashes_llama_cpp_is_tried_apart_and_marked(qtbot, config, tmp_path):

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import QPushButton, QToolButton  # noqa: E402
 from desktop.extract import extract  # noqa: E402
 from desktop.gui.preview import PreviewPane  # noqa: E402
 from desktop.gui.preview_pdf import pypdf_span  # noqa: E402
-from desktop.gui.preview_text import locate_passage  # noqa: E402
 from tests.fixtures.documents import (  # noqa: E402
     make_corrupt_pdf,
     make_docx,
@@ -250,11 +249,5 @@ def test_docx_is_re_extracted_and_its_passage_highlighted(pane, tmp_path):
     assert pane.location() == ""  # lines of extracted text mean nothing in Word
 
 
-def test_locate_passage_bridges_pypdf_and_pdfium_text():
-    pdfium = "The quick brown fox jumps over the\r\nlazy dog. The ﬁre  was lit.\r\nEnd."
-    assert locate_passage(pdfium, "fox jumps over the\nlazy dog. The fire was") == (16, 58)
-    assert locate_passage(pdfium, "nowhere to be seen in this text") is None
-    # only the ends match (a word differs in the middle): the span between them
-    assert locate_passage(pdfium, "quick brown fox jumps over the lazy CAT. The fire was lit.") \
-        == (4, 63)
+def test_pypdf_offsets_are_mapped_onto_pdfium_text():
     assert pypdf_span("ab\r\ncd", 3, 5) == (4, 6)  # pypdf's offsets skip PDFium's \r

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 from PySide6.QtWidgets import QLabel, QProgressBar, QTreeWidget, QTreeWidgetItem
 
 CALLS = 2000
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 12),
+                    reason="None is immortal from Python 3.12: its reference count never moves, "
+                           "so this test could not fail (and the crash cannot happen)")
 def test_void_qt_calls_keep_their_reference_to_none(qtbot) -> None:
     label, bar, tree = QLabel(), QProgressBar(), QTreeWidget()
     for w in (label, bar, tree):

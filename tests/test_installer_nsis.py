@@ -120,9 +120,7 @@ def test_data_folder_matches_the_code(monkeypatch: pytest.MonkeyPatch):
     (first part under LOCALAPPDATA, see platformdirs' Windows rules) the uninstaller deletes."""
     import platformdirs
 
-    from desktop import config, logs
-    from desktop.index import state
-    from desktop.models import starter
+    from desktop import paths
 
     calls: list[tuple[str, tuple, dict]] = []
 
@@ -136,10 +134,10 @@ def test_data_folder_matches_the_code(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setattr(platformdirs, kind, fake(kind))
     for var in ("SEMDEX_CONFIG_DIR", "SEMDEX_DATA_DIR", "SEMDEX_LOG_DIR", "SEMDEX_MODEL_CACHE"):
         monkeypatch.delenv(var, raising=False)
-    config.config_dir()
-    state.default_data_dir()
-    logs.log_dir()
-    starter.default_model_cache()
+    paths.config_dir()
+    paths.default_data_dir()
+    paths.log_dir()
+    paths.model_cache_dir()
     kinds = {kind for kind, _, _ in calls}
     assert kinds == {"user_config_dir", "user_data_dir", "user_log_dir", "user_cache_dir"}
     for kind, args, kwargs in calls:

@@ -186,9 +186,9 @@ class Killer:
             assert st["folders"] == [] or st["folders"][0]["path"] == str(self.docs)
 
 
+@pytest.mark.slow
 def test_kill_at_random_moments_then_one_clean_run_equals_the_disk(tmp_path, starter_model,
-                                                                   model_cache, monkeypatch):
-    monkeypatch.setenv("SEMDEX_MODEL_CACHE", str(model_cache))
+                                                                   model_cache):
     seed = int(os.environ.get("SEMDEX_KILL_SEED", "7"))
     rng = random.Random(seed)
     docs, data = tmp_path / "docs", tmp_path / "data"

@@ -21,8 +21,8 @@ from desktop.models.gguf_info import read_model_info
 from desktop.models.gpu import GpuInfo
 from desktop.models.memory import (
     GiB,
+    Hyperparameters,
     MiB,
-    ModelShape,
     assess,
     cpu_tokens_per_second,
     estimate,
@@ -203,8 +203,8 @@ def test_speed_classes_and_batch_tokens():
 
 
 def test_shape_from_hparams_splits_the_file_size():
-    s = ModelShape.from_hparams(n_layer=32, n_embd=4096, n_head=32, n_head_kv=8, n_ff=14336,
-                                n_vocab=32000, weights_bytes=int(4.4e9), tied=True)
+    s = Hyperparameters(n_layer=32, n_embd=4096, n_head=32, n_head_kv=8, n_ff=14336,
+                        n_vocab=32000, tied=True).shape(int(4.4e9))
     assert abs(s.input_bytes + sum(s.layer_bytes) - 4.4e9) < 1e6
     assert s.output_bytes == s.input_bytes and 6.9e9 < s.active_params < 7.3e9
 

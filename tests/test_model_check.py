@@ -146,6 +146,7 @@ def test_the_engine_refuses_the_file_and_never_loads_it(aborting, tmp_path, monk
     engine.close()
 
 
+@pytest.mark.slow
 def test_the_command_line_names_the_file_and_the_assert(aborting, tmp_path, starter_model):
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -240,6 +240,7 @@ def test_smollm2_last_token_pooling_is_the_last_hidden_state(smollm2):
     assert float(last @ pooled) > 0.9999
 
 
+@pytest.mark.slow
 def test_smollm2_through_the_command(smollm2, tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()

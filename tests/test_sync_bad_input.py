@@ -39,8 +39,7 @@ ODD_NAMES = {
 
 
 @pytest.fixture
-def engine(tmp_path, starter_model, model_cache, monkeypatch):
-    monkeypatch.setenv("SEMDEX_MODEL_CACHE", str(model_cache))
+def engine(tmp_path, starter_model):
     with Engine(tmp_path / "data") as e:
         yield e
 
@@ -74,6 +73,7 @@ def reads_update_atime(folder: Path) -> bool:
     return changed
 
 
+@pytest.mark.slow
 def test_bad_files_arriving_while_watching_are_reported_and_good_ones_kept(engine, tmp_path):
     docs = tmp_path / "docs"
     write_good(docs)

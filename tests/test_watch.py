@@ -42,9 +42,7 @@ FAST = SyncSettings(quiet=0.2, optimize_after_idle=3600.0)
 
 
 @pytest.fixture
-def make_engine(tmp_path, starter_model, model_cache, monkeypatch):
-    monkeypatch.setenv("SEMDEX_MODEL_CACHE", str(model_cache))
-    monkeypatch.setenv("SEMDEX_DATA_DIR", str(tmp_path / "env-data-dir-unused"))
+def make_engine(tmp_path, starter_model):
     engines: list[Engine] = []
 
     def make(data: str = "data") -> Engine:
@@ -95,6 +93,7 @@ def semdex(*args: str, data_dir: Path, timeout: float = 120
 
 # -- create, edit, delete ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_created_edited_and_deleted_files_follow_within_seconds(make_engine, tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -145,6 +144,7 @@ def test_created_edited_and_deleted_files_follow_within_seconds(make_engine, tmp
 
 # -- moves reuse passages --------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_renames_and_folder_moves_reuse_passages(make_engine, tmp_path):
     docs = tmp_path / "docs"
     alpha = docs / "projects" / "alpha"
@@ -192,6 +192,7 @@ def test_renames_and_folder_moves_reuse_passages(make_engine, tmp_path):
 
 # -- editors ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_folders_renamed_while_being_filled_keep_being_watched(make_engine, tmp_path):
     """mkdir a; mv a b; mkdir b/sub; mv b c, quickly: watchdog adds the watch for b/sub under
     a path that is already gone, so nothing made in c/sub is reported later. The watcher must
@@ -215,6 +216,7 @@ def test_folders_renamed_while_being_filled_keep_being_watched(make_engine, tmp_
         assert_index_matches_disk(engine, [docs], vectors=False)
 
 
+@pytest.mark.slow
 def test_editor_save_patterns_end_with_the_saved_text(make_engine, tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -260,6 +262,7 @@ def test_editor_save_patterns_end_with_the_saved_text(make_engine, tmp_path):
         assert_index_matches_disk(engine, [docs])
 
 
+@pytest.mark.slow
 def test_file_written_slowly_is_indexed_once_it_settles(make_engine, tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -407,6 +410,7 @@ def test_exclusions_are_never_indexed(make_engine, tmp_path):
         assert_index_matches_disk(engine, [docs], excludes=excludes)
 
 
+@pytest.mark.slow
 def test_symlink_loops_do_not_hang_the_scan_or_the_watcher(make_engine, tmp_path):
     docs = tmp_path / "docs"
     (docs / "a" / "b").mkdir(parents=True)
@@ -428,6 +432,7 @@ def test_symlink_loops_do_not_hang_the_scan_or_the_watcher(make_engine, tmp_path
             assert_index_matches_disk(engine, [docs])
 
 
+@pytest.mark.slow
 def test_polling_mode_follows_changes(make_engine, tmp_path):
     docs = tmp_path / "docs"
     (docs / "sub").mkdir(parents=True)
@@ -527,6 +532,7 @@ def test_a_subfolder_past_the_watch_limit_is_caught_by_the_periodic_walk(make_en
         assert_index_matches_disk(engine, [docs])
 
 
+@pytest.mark.slow
 def test_a_failing_sync_is_tried_again_and_nothing_is_lost(make_engine, tmp_path, caplog):
     # The disk fills up while watching: the store's writes fail. The watcher keeps going, the
     # failed paths stay pending and are tried again after a back-off, and once writes work
@@ -586,6 +592,7 @@ def test_folders_another_process_added_are_watched_not_forgotten(make_engine, tm
 QUEUE_LIMIT = Path("/proc/sys/fs/inotify/max_queued_events")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (QUEUE_LIMIT.exists() and os.access(QUEUE_LIMIT, os.W_OK)),
                     reason="needs Linux and root, to shrink the kernel's inotify queue")
 def test_changes_lost_when_the_event_queue_overflows_are_still_indexed(make_engine, tmp_path,
@@ -624,6 +631,7 @@ def test_changes_lost_when_the_event_queue_overflows_are_still_indexed(make_engi
 
 # -- one writer; status ----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_one_writer_while_watching_search_and_status_still_work(make_engine, tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -879,6 +887,7 @@ class Churn:
         self.log.append(op)
 
 
+@pytest.mark.slow
 def test_churn_index_equals_the_folder_after_random_changes(make_engine, tmp_path):
     seed = int(os.environ.get("SEMDEX_CHURN_SEED", "20240611"))
     n_ops = int(os.environ.get("SEMDEX_CHURN_OPS", "300"))

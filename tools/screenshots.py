@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 def _shoot(out: Path, home: Path) -> int:
     from PySide6.QtWidgets import QApplication
 
-    from desktop.gui import worker as w
+    from desktop.gui import index_worker as w
     from desktop.gui.main_window import MainWindow
     from desktop.logs import setup_logging
 

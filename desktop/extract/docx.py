@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import io
 import posixpath
-import re
 import zipfile
 import zlib
 from xml.etree import ElementTree
 
-from desktop.extract.model import Document, ExtractionError, Section, Skipped
+from desktop.extract.model import Document, ExtractionError, Section, Skipped, tidy
 
 MAX_PART_BYTES = 256 * 1024 * 1024  # guards against zip bombs posing as documents
 _DEFAULT_MAIN_PART = "word/document.xml"
@@ -102,11 +101,6 @@ def _collect(element: ElementTree.Element, out: list[str]) -> None:
             _collect(child, out)
 
 
-def _tidy(text: str) -> str:
-    lines = [line.rstrip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
-
-
 def _not_a_zip_reason(data: bytes) -> str:
     if data.startswith(_OLE_MAGIC):
         # Word saves password-protected documents as an OLE container around the real zip.
@@ -153,7 +147,7 @@ def docx_text(data: bytes) -> str:
     # Only the body: headers, footers and the document's settings live elsewhere.
     for body in (el for el in root if _local(el.tag) == "body"):
         _collect(body, parts)
-    return _tidy("".join(parts))
+    return tidy("".join(parts))
 
 
 def extract_docx(data: bytes) -> Document:

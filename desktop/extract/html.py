@@ -11,7 +11,7 @@ import codecs
 import re
 from html.parser import HTMLParser
 
-from desktop.extract.model import Document, Section, Skipped
+from desktop.extract.model import Document, Section, Skipped, tidy
 from desktop.extract.text import normalise_newlines, read_text
 
 _SKIP = frozenset({"script", "style", "noscript", "template", "svg"})
@@ -94,17 +94,12 @@ class _TextCollector(HTMLParser):
             self.parts.append(text)
 
 
-def _tidy(text: str) -> str:
-    lines = [line.rstrip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
-
-
 def html_to_text(html: str) -> str:
     """The visible text of an HTML document, with paragraphs kept as blank-line breaks."""
     collector = _TextCollector()
     collector.feed(html)
     collector.close()
-    return _tidy("".join(collector.parts))
+    return tidy("".join(collector.parts))
 
 
 def _declared_charset(data: bytes) -> str | None:

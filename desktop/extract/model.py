@@ -7,6 +7,7 @@ each other, and so callers can tell "broken" (worth reporting) from "deliberatel
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -40,3 +41,10 @@ class ExtractionError(_ReasonError):
 
 class Skipped(_ReasonError):
     """The file is fine but deliberately not indexed (empty, binary, no text layer)."""
+
+
+def tidy(text: str) -> str:
+    """Lines without trailing spaces, at most one empty line in a row, no empty lines at the
+    ends: how every extractor hands its text on."""
+    lines = [line.rstrip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")

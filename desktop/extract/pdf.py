@@ -32,13 +32,13 @@ class _ToDebug(logging.Handler):
 
 
 def _quiet_pypdf() -> None:
+    """pypdf's warnings about a damaged file go to our debug log, not to the person's terminal
+    (done at the first extraction, not on import)."""
     pypdf_logger = logging.getLogger("pypdf")
     if not any(isinstance(h, _ToDebug) for h in pypdf_logger.handlers):
         pypdf_logger.addHandler(_ToDebug())
     pypdf_logger.propagate = False
 
-
-_quiet_pypdf()
 
 
 def _cause(exc: BaseException) -> str:
@@ -50,6 +50,7 @@ def _cause(exc: BaseException) -> str:
 
 
 def _open(data: bytes) -> PdfReader:
+    _quiet_pypdf()
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
     except DependencyError as exc:  # AES without the cryptography package

@@ -23,8 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.gui import worker as w
-from desktop.index.indexer import Progress, format_duration
+from desktop.durations import format_duration
+from desktop.gui import index_worker as w
+from desktop.index.indexer import Progress
 from desktop.index.scan import is_under
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -136,6 +137,13 @@ class LibraryPanel(QWidget):
             self._status["files"] = sum(f.get("files_indexed", 0) for f in folders)
             self._status["passages"] = sum(f.get("passages", 0) for f in folders)
         self._schedule_rebuild()
+
+    def totals(self) -> tuple[int, int]:
+        """Files indexed and passages in all folders, as the panel shows them now (live while
+        a run indexes): what the window's other texts must say too."""
+        folders = self._status.get("folders", [])
+        return (sum(f.get("files_indexed", 0) for f in folders),
+                sum(f.get("passages", 0) for f in folders))
 
     def set_state(self, state: str) -> None:
         self._state = state

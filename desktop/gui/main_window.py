@@ -40,16 +40,16 @@ from PySide6.QtWidgets import (
 
 from desktop.config import Config, config_dir
 from desktop.engine import Engine
-from desktop.gui import worker as w
+from desktop.gui import index_worker as w
+from desktop.gui.index_worker import IndexWorker
 from desktop.gui.library_panel import LibraryPanel
 from desktop.gui.preview import PreviewPane
 from desktop.gui.results import HIT_ROLE, ResultDelegate, ResultsModel
 from desktop.gui.search_bar import SearchBar
-from desktop.gui.worker import IndexWorker, Searcher, SearchRequest
+from desktop.gui.searcher import Searcher
 from desktop.index.indexer import Progress
-from desktop.index.state import resolve_data_dir
-from desktop.index.sync import SyncSettings
-from desktop.search import Hit
+from desktop.paths import resolve_data_dir
+from desktop.search import Hit, Query
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +108,16 @@ class MainWindow(QMainWindow):
                  config: Config | None = None, model: str | None = None,
                  family: str | None = None, launch: bool = True):
         super().__init__()
-        self.config = config or Config.load()
+        notes: list[str] = []
+        if config is None:
+            config, notes = Config.load_with_notes()
+        self.config = config
         self.data_dir = resolve_data_dir(data_dir or self.config.data_dir)
         self._errors: list[tuple[str, str]] = []  # (message, details), latest last
         self._status: dict[str, Any] = {}
         self._engine: Engine | None = None
         self._closing = False
+        self._ready_page_shown = False  # "Type to search: N passages from M files are ready"
         self._state = w.LOADING
         self.setWindowTitle(self.tr("Semdex"))
         self.setAcceptDrops(True)
@@ -123,6 +127,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._start_workers(model, family)
         self._restore_layout()
+        for note in notes:  # the settings file was damaged or held a wrong value
+            self.report_error(note)
         self._show_results_page()
 
     # -- building ----------------------------------------------------------------------------
@@ -246,8 +252,8 @@ class MainWindow(QMainWindow):
         c = self.config
         self.worker = IndexWorker(
             self.data_dir, model=model, family=family,
-            settings=c.embedder_settings(),
-            sync_settings=SyncSettings(polling=c.polling), excludes=c.excludes)
+            settings=c.embedder_settings(), sync_settings=c.sync_settings(),
+            excludes=c.excludes)
         self.worker_thread = QThread(self)
         self.worker_thread.setObjectName("semdex-worker")
         self.worker.moveToThread(self.worker_thread)
@@ -260,7 +266,7 @@ class MainWindow(QMainWindow):
         self.worker.progress_reported.connect(self._progress)
         self.worker.problem_found.connect(self.library.add_problem)
         self.worker.status_refreshed.connect(self._status_refreshed)
-        self.worker.counts_refreshed.connect(self.library.set_counts)
+        self.worker.counts_refreshed.connect(self._counts_refreshed)
         self.worker.failed.connect(self.report_error)
         self.worker.model_failed.connect(self.report_model_error)
         self.searcher = Searcher(self)
@@ -401,6 +407,11 @@ class MainWindow(QMainWindow):
     def _progress(self, prog: Progress) -> None:
         self.library.set_progress(prog)
 
+    def _counts_refreshed(self, counts: dict[str, dict[str, int]]) -> None:
+        self.library.set_counts(counts)
+        if self._ready_page_shown:  # its counts grow with the panel's
+            self._show_results_page()
+
     def _status_refreshed(self, status: dict[str, Any]) -> None:
         self._status = status
         self.library.set_status(status)
@@ -426,11 +437,11 @@ class MainWindow(QMainWindow):
         self.searcher.search(req)
         self.status_label.setText(self.tr("Searching…"))
 
-    def _results_arrived(self, serial: int, req: SearchRequest, hits: list[Hit],
+    def _results_arrived(self, serial: int, req: Query, hits: list[Hit],
                          seconds: float) -> None:
         if serial != self.searcher.latest:
             return
-        self.results.set_results(req.query, hits, req.mode)
+        self.results.set_results(req.text, hits, req.mode)
         self.status_label.setText(self.tr("{0} results in {1:.0f} ms").format(
             len(hits), seconds * 1000))
         if hits:
@@ -438,10 +449,10 @@ class MainWindow(QMainWindow):
             self.results_stack.setCurrentWidget(self.results_view)
         else:
             self.preview.clear()
-            self._show_results_page(req.query)
+            self._show_results_page(req.text)
         self.search_finished.emit(len(hits))
 
-    def _search_failed(self, serial: int, req: SearchRequest, message: str,
+    def _search_failed(self, serial: int, req: Query, message: str,
                        details: str) -> None:
         if serial == self.searcher.latest:
             self.report_error(self.tr("The search failed: {0}").format(message), details)
@@ -459,6 +470,7 @@ class MainWindow(QMainWindow):
             self.choose_folder()
 
     def _show_message(self, html: str, welcome: bool = False) -> None:
+        self._ready_page_shown = False
         self.message.setText(html)
         if self.message.property("welcome") != welcome:
             self.message.setProperty("welcome", welcome)
@@ -486,10 +498,12 @@ class MainWindow(QMainWindow):
                 "sent anywhere.</p><p><a href='add-folder'>Choose a folder…</a></p>"),
                 welcome=True)
         else:
+            files, passages = self.library.totals()
             self._show_message(self.tr(
                 "<h3>Type to search</h3><p>{0:,} passages from {1:,} files are ready. "
                 "Ask a question or describe what you are looking for.</p>").format(
-                self._status.get("passages", 0), self._status.get("files", 0)))
+                passages, files))
+            self._ready_page_shown = True
 
     # -- dialogs -----------------------------------------------------------------------------
 
@@ -520,9 +534,8 @@ class MainWindow(QMainWindow):
         if config.data_dir != old.data_dir:
             QMessageBox.information(self, self.tr("Data folder"), self.tr(
                 "The new data folder is used from the next start of Semdex."))
-        self.worker.apply_settings(
-            config.embedder_settings(),
-            SyncSettings(polling=config.polling), config.excludes)
+        self.worker.apply_settings(config.embedder_settings(), config.sync_settings(),
+                                   config.excludes)
         self.search_bar.set_mode(config.search_mode)
         if self._engine is not None:
             self.search_bar.set_profile(self._engine.model.profile, config.task,

@@ -2,16 +2,16 @@
 
 Discovery walks the usual model folders and reads every GGUF header it finds; on a machine with
 a big Hugging Face cache that takes a while, so it runs on a pool thread together with GPU
-detection and the memory estimates (``scan``, Qt-free), and the dialog shows the result when it
-arrives. Files Semdex cannot use stay in the list, greyed, with the reason: a person who
-downloaded a chat model by mistake should learn why it is not offered. Below them, the
-catalogue's recommendations that are not here yet, with where to find them as plain text
-(Semdex downloads nothing and opens no link by itself).
+detection and the memory estimates (desktop.models.survey, which `semdex models` uses too), and
+the dialog shows the result, worded for people, when it arrives. Files Semdex cannot use stay
+in the list, greyed, with the reason: a person who downloaded a chat model by mistake should
+learn why it is not offered. Below them, the catalogue's recommendations that are not here
+yet, with where to find them as plain text (Semdex downloads nothing and opens no link by
+itself).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -44,82 +44,52 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.config import Config, ConfigError
-from desktop.models.catalogue import CatalogueEntry, missing_from
-from desktop.models.discovery import SOURCE_LABELS, DiscoveredModel, Locations, discover
-from desktop.models.gpu import GpuInfo, detect
-from desktop.models.memory import Verdict, assess, semdex_batch_tokens, verdict
+from desktop.models.discovery import SOURCE_LABELS, Locations
+from desktop.models.gpu import GpuInfo
+from desktop.models.memory import Verdict
 from desktop.models.model_check import CheckResult
+from desktop.models.survey import ModelDescription, Suggestion, Survey, survey
+from desktop.models.units import rate_text, size_text
 
 log = logging.getLogger(__name__)
 
 _Index = QModelIndex | QPersistentModelIndex
 
 
-# -- the scan (Qt-free, runs on a pool thread) -------------------------------------------------
-
-
-def _size_text(n: int) -> str:
-    if n <= 0:
-        return "—"
-    if n >= 10**9:
-        return f"{n / 10**9:.1f} GB"
-    return f"{n / 10**6:.0f} MB" if n >= 10**6 else f"{n / 10**3:.0f} kB"
-
-
-def _rate_text(rate: float) -> str:
-    if rate >= 1000:
-        return f"{round(rate, -2):,.0f}"
-    if rate >= 100:
-        return f"{round(rate, -1):,.0f}"
-    return f"{rate:.0f}" if rate >= 10 else f"{rate:.1f}"
+# -- rows: the survey's descriptions with text for people ---------------------------------------
 
 
 def fit_text(v: Verdict) -> str:
     """The verdict in a table cell: where it runs, and how fast."""
     if v.placement == "too_big":
         return v.summary
-    return f"{v.summary}, about {_rate_text(v.tokens_per_s)} tokens/s"
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
+    return f"{v.summary}, about {rate_text(v.tokens_per_s)} tokens/s"
 
 
 def _dash(value: object) -> str:
     return "—" if value in (None, "") else str(value)
 
 
-def _model_row(m: DiscoveredModel, gpu: GpuInfo, active: Path | None,
-               chunk_tokens: int | None) -> dict[str, Any]:
-    """One discovered file as the table shows it (cmd_models' _model_entry, for people)."""
-    info = m.info
-    current = (m.path == active) if active is not None else (
-        m.source == "semdex" and m.path.name.startswith("all-MiniLM"))
+def _model_row(d: ModelDescription) -> dict[str, Any]:
+    """One discovered file as the table shows it (what `semdex models` prints, for people)."""
+    m, info = d.model, d.model.info
     row: dict[str, Any] = {
-        "path": str(m.path), "usable": m.usable, "current": current, "problem": m.problem,
-        # it failed its trial load: it may be tried again (after an update of llama.cpp, or
-        # with other settings)
-        "retry": m.check is not None and m.profile is not None,
-        "family": m.family, "name": m.name,
+        "path": str(m.path), "usable": d.usable, "current": d.active, "problem": m.problem,
+        "retry": d.retryable, "family": m.family, "name": m.name,
         "family_text": _dash(m.profile.label if m.profile else None),
         "parameters": _dash(info.size_label if info else None),
         "quantisation": _dash(info.quantization if info else None),
         "dims": _dash(info.embedding_length if info else None),
         "context": _dash(info.context_length if info else None),
-        "size": _size_text(m.size_bytes or _file_size(m.path)),
+        "size": size_text(d.size_bytes),
         "licence": _dash(info.license if info else None),
-        "source": m.source_label, "verdict": None,
+        "source": m.source_label, "verdict": d.verdict,
     }
     details = [str(m.path)]
     details += [f"also at {place} ({SOURCE_LABELS.get(src, src)})" for src, place in m.also_at]
-    if m.usable and info is not None and m.profile is not None:
-        p = m.profile
-        batch = semdex_batch_tokens(p.max_tokens, chunk_tokens, p.default_chunk)
-        _, v = assess(info, gpu, batch, extra_weight_bytes=max(m.size_bytes - info.file_size, 0))
-        row.update(verdict=v, fit=fit_text(v))
+    if d.verdict is not None and m.profile is not None:
+        p, v = m.profile, d.verdict
+        row["fit"] = fit_text(v)
         details.append(f"{p.label}, family {p.family}, pooling {p.pooling_name}: {v.describe()}")
     else:
         row["fit"] = f"Not usable: {m.problem or 'not an embedding model'}"
@@ -128,9 +98,9 @@ def _model_row(m: DiscoveredModel, gpu: GpuInfo, active: Path | None,
     return row
 
 
-def _catalogue_row(c: CatalogueEntry, gpu: GpuInfo) -> dict[str, Any]:
+def _catalogue_row(s: Suggestion) -> dict[str, Any]:
+    c, v = s.entry, s.verdict
     quant = c.recommended_quant()
-    v = verdict(c.memory(quant), gpu)
     where = c.gguf_sources[0] if c.gguf_sources else (
         "built in (made on first use)" if c.builtin else c.source_note)
     details = [f"{c.label}: {c.parameters_text} parameters, {c.dims} dims, {c.context} tokens, "
@@ -151,27 +121,17 @@ def _catalogue_row(c: CatalogueEntry, gpu: GpuInfo) -> dict[str, Any]:
 
 @dataclass
 class ScanResult:
+    """What a pool thread hands the dialog: the survey as table rows, or what went wrong."""
+
     gpu: GpuInfo | None = None
     models: list[dict[str, Any]] = field(default_factory=list)
     recommended: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
 
-
-def scan(folders: list[str], current_model: str | None, *, locations: Locations | None = None,
-         home: str | Path | None = None, chunk_tokens: int | None = None,
-         threads: int | None = None) -> ScanResult:
-    """Discovery, GPU detection and the fit of every model: all the slow work of the dialog."""
-    gpu = detect()
-    estimates_gpu = dataclasses.replace(gpu, cpu_threads=threads) if threads else gpu
-    active = Path(current_model).expanduser().resolve() if current_model else None
-    roots = [Path(f).expanduser() for f in folders]
-    if active is not None and active not in roots:
-        roots.append(active)  # shown even when it is in none of the usual places
-    found = discover(roots, locations=locations, home=home)
-    return ScanResult(
-        gpu=gpu,
-        models=[_model_row(m, estimates_gpu, active, chunk_tokens) for m in found],
-        recommended=[_catalogue_row(c, estimates_gpu) for c in missing_from(found)])
+    @classmethod
+    def of(cls, found: Survey) -> ScanResult:
+        return cls(gpu=found.gpu, models=[_model_row(d) for d in found.models],
+                   recommended=[_catalogue_row(s) for s in found.missing])
 
 
 # -- Qt models ----------------------------------------------------------------------------------
@@ -281,6 +241,7 @@ class ModelPickerDialog(QDialog):
         self.accelerator = QLabel(self.tr("Accelerator: checking…"))
         self.accelerator.setWordWrap(True)
         self.accelerator.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._save_problem = ""  # a model folder that could not be saved in the settings
         self.status = QLabel()
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)
@@ -400,14 +361,14 @@ class ModelPickerDialog(QDialog):
         self.status.setText(self.tr("Looking for GGUF files in the usual places…"))
         self.rescan_button.setEnabled(False)
         kwargs: dict[str, Any] = dict(
-            folders=list(self.config.model_folders), current_model=self.current_model,
+            folders=list(self.config.model_folders), chosen=self.current_model,
             locations=self._locations, home=self._home,
             chunk_tokens=self.config.chunk_tokens, threads=self.config.threads)
         bridge = self._bridge
 
         def work() -> None:
             try:
-                result = scan(**kwargs)
+                result = ScanResult.of(survey(**kwargs))
             except Exception as exc:  # noqa: BLE001 - shown to the person, logged in full
                 log.exception("looking for models failed")
                 result = ScanResult(error=str(exc) or type(exc).__name__)
@@ -443,6 +404,9 @@ class ModelPickerDialog(QDialog):
         else:
             self.status.setText(self.tr("{0} GGUF files found, {1} usable for search.")
                                 .format(len(result.models), usable))
+        if self._save_problem:  # said until the next scan, not only to the log
+            self.status.setText(self._save_problem + " " + self.status.text())
+            self._save_problem = ""
         self._fit_columns()
         self._select(selected or next((r["path"] for r in result.models if r["current"]), None))
         self._on_selection()
@@ -583,6 +547,9 @@ class ModelPickerDialog(QDialog):
                 self.config.save()
             except (OSError, ConfigError) as exc:
                 log.warning("cannot save the model folder %s: %s", path, exc)
+                self._save_problem = self.tr(
+                    "The folder is searched now, but could not be saved in the settings ({0}): "
+                    "it will be forgotten when Semdex closes.").format(exc)
         self.rescan()
 
     # -- for the main window and tests --------------------------------------------------------

@@ -31,7 +31,8 @@ from PySide6.QtWidgets import (
 from desktop.extract import ExtractionError, Skipped, extract
 from desktop.gui.launch import open_path, reveal_path
 from desktop.gui.preview_pdf import PdfPreview
-from desktop.gui.preview_text import TextPreview, line_of, locate_passage, same_passage
+from desktop.gui.preview_text import TextPreview
+from desktop.search.locate import line_of, locate_passage, same_passage
 
 logger = logging.getLogger(__name__)
 

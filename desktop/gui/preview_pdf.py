@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.gui.preview_text import locate_passage
+from desktop.search.locate import locate_passage
 
 HIGHLIGHT = QColor(255, 226, 80)  # multiplied onto the page: yellow on paper, black text stays
 MARGIN = 8  # pixels around the page inside the scroll area

@@ -1,13 +1,11 @@
 """The text side of the preview: a read-only editor with line numbers and the passage marked.
 
-Also home to the matching that finds a passage again in a text that is not byte-for-byte the
-one it was cut from (PDFium's page text against pypdf's, or a file edited since indexing).
+The matching that finds a passage again in a text is the core's (desktop.search.locate).
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from PySide6.QtCore import QRect, QSize, Qt, QTimer
 from PySide6.QtGui import (
@@ -26,73 +24,11 @@ from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
 PASSAGE_COLOUR = QColor(255, 241, 140)
 QUERY_WORD_COLOUR = QColor(255, 213, 79)
 _WORD = re.compile(r"\w+", re.U)
-_ANCHOR = 40  # folded characters matched at each end when the whole passage is not found
-
-
-# --------------------------------------------------------------------------------------------
-# Finding a passage again
-# --------------------------------------------------------------------------------------------
-
-
-def _fold(text: str) -> tuple[str, list[int]]:
-    """The text without whitespace or invisible characters, lower-cased and NFKC-normalised,
-    with the index in ``text`` of every folded character."""
-    chars: list[str] = []
-    where: list[int] = []
-    for i, ch in enumerate(text):
-        if ch.isspace():
-            continue
-        norm = unicodedata.normalize("NFKC", ch) if ord(ch) > 127 else ch
-        for c in norm:
-            if c.isspace() or unicodedata.category(c) in ("Cc", "Cf"):
-                continue
-            low = c.lower()
-            chars.append(low if len(low) == 1 else c)
-            where.append(i)
-    return "".join(chars), where
-
-
-def locate_passage(haystack: str, passage: str) -> tuple[int, int] | None:
-    """Where ``passage`` lies in ``haystack`` as ``(start, end)``, ignoring whitespace, case and
-    Unicode compatibility forms; else the span between a matching head and tail; else None."""
-    hay, where = _fold(haystack)
-    needle, _ = _fold(passage)
-    if not needle or not hay:
-        return None
-
-    def span(a: int, b: int) -> tuple[int, int]:
-        b = min(max(b, a + 1), len(hay))
-        return where[a], where[b - 1] + 1
-
-    at = hay.find(needle)
-    if at >= 0:
-        return span(at, at + len(needle))
-    n = min(_ANCHOR, len(needle) // 3)
-    if n < 8:
-        return None
-    head = hay.find(needle[:n])
-    tail = hay.find(needle[-n:], head + n if head >= 0 else 0)
-    if head >= 0 and tail >= 0 and tail + n - head <= 2 * len(needle):
-        return span(head, tail + n)
-    if head >= 0:
-        return span(head, head + len(needle))
-    if tail >= 0:
-        return span(max(0, tail + n - len(needle)), tail + n)
-    return None
-
-
-def same_passage(a: str, b: str) -> bool:
-    return " ".join(a.split()) == " ".join(b.split())
 
 
 def qt_position(text: str, index: int) -> int:
     """A Python string index as a QTextDocument position, which counts UTF-16 code units."""
     return len(text[:index].encode("utf-16-le")) // 2
-
-
-def line_of(text: str, index: int) -> int:
-    """1-based line number of the character at ``index``."""
-    return text.count("\n", 0, max(0, index)) + 1
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
@@ -24,7 +23,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from desktop.search import RRF_K, Hit, snippet
+from desktop.search import Hit
+from desktop.search.display import score_text, short_folder, snippet
 
 HIT_ROLE = Qt.ItemDataRole.UserRole + 1
 SNIPPET_ROLE = Qt.ItemDataRole.UserRole + 2  # HTML, query words in <b>
@@ -77,24 +77,6 @@ def location(hit: Hit) -> str:
     return QApplication.translate("ResultsModel", "line {0}").format(hit.line_start or 1)
 
 
-def score_text(hit: Hit, mode: str) -> str:
-    """The score as a person can read it. Hybrid scores are reciprocal-rank sums (at most
-    2/61, first in both rankings): shown on a 0-1 scale of that best, not as 0.033."""
-    if mode == "hybrid":
-        return f"{min(1.0, hit.score / (2.0 / (RRF_K + 1))):.2f}"
-    if mode == "keyword":
-        return f"{hit.score:.1f}"  # BM25: unbounded
-    return f"{hit.score:.2f}"  # cosine similarity
-
-
-def short_folder(path: str) -> str:
-    folder = os.path.dirname(path)
-    home = str(Path.home())
-    if folder == home or folder.startswith(home + os.sep):
-        return "~" + folder[len(home):]
-    return folder
-
-
 class ResultsModel(QAbstractListModel):
     """Hits of the latest search, in rank order."""
 
@@ -142,14 +124,14 @@ class ResultsModel(QAbstractListModel):
         if role == FOLDER_ROLE:
             return short_folder(hit.path)
         if role == SCORE_ROLE:
-            return score_text(hit, self.mode)
+            return score_text(hit.score, self.mode)
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{os.path.basename(hit.path)}, {location(hit)}"
         return None
 
     def _score_tip(self, hit: Hit) -> str:
         tr = QApplication.translate
-        text = score_text(hit, self.mode)
+        text = score_text(hit.score, self.mode)
         if self.mode == "hybrid":
             return tr("ResultsModel", "score {0} (1.00: first by meaning and by keywords)"
                       ).format(text)

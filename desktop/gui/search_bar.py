@@ -12,20 +12,12 @@ import time
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QWidget
 
-from desktop.gui.worker import SearchRequest
 from desktop.models.profiles import DEFAULT_TASK, TASK_LABELS, Profile
+from desktop.search import MODES, TYPE_GROUPS, Filters, Query
 
 DEBOUNCE_MS = 300
 CUSTOM = "__custom__"
 _DAY = 24 * 3600.0
-# file-type filter -> desktop.extract.kinds kinds
-KIND_GROUPS: dict[str, tuple[str, ...]] = {
-    "pdf": ("pdf",),
-    "docx": ("docx",),
-    "text": ("text", "markdown", "rst"),
-    "html": ("html",),
-    "code": ("code",),
-}
 
 
 class SearchBar(QWidget):
@@ -48,9 +40,10 @@ class SearchBar(QWidget):
         self.field.returnPressed.connect(self.search_now)
 
         self.mode = QComboBox()
-        for key, label in (("hybrid", self.tr("Hybrid")), ("semantic", self.tr("Meaning")),
-                           ("keyword", self.tr("Keywords"))):
-            self.mode.addItem(label, key)
+        labels = {"hybrid": self.tr("Hybrid"), "semantic": self.tr("Meaning"),
+                  "keyword": self.tr("Keywords")}
+        for key in sorted(MODES, key=lambda m: m != "hybrid"):  # the default first
+            self.mode.addItem(labels[key], key)
         self.mode.setToolTip(self.tr("Hybrid combines meaning and exact words"))
         self.task = QComboBox()
         self.task.setToolTip(self.tr("What the search is for: the model's instruction preset"))
@@ -62,10 +55,12 @@ class SearchBar(QWidget):
         self.folder = QComboBox()
         self.folder.addItem(self.tr("All folders"), None)
         self.kind = QComboBox()
-        for key, label in ((None, self.tr("All types")), ("pdf", self.tr("PDF")),
-                           ("docx", self.tr("Word")), ("text", self.tr("Text and Markdown")),
-                           ("html", self.tr("Web pages")), ("code", self.tr("Code and data"))):
-            self.kind.addItem(label, key)
+        types = {"pdf": self.tr("PDF"), "docx": self.tr("Word"),
+                 "text": self.tr("Text and Markdown"), "html": self.tr("Web pages"),
+                 "code": self.tr("Code and data")}
+        self.kind.addItem(self.tr("All types"), None)
+        for key in TYPE_GROUPS:  # the core's file types, as `semdex search --type` names them
+            self.kind.addItem(types[key], key)
         self.date = QComboBox()
         for days, label in ((None, self.tr("Any time")), (1, self.tr("Past day")),
                             (7, self.tr("Past week")), (31, self.tr("Past month")),
@@ -140,16 +135,16 @@ class SearchBar(QWidget):
     def query(self) -> str:
         return self.field.text().strip()
 
-    def request(self, k: int = 20, per_file: int | None = 3) -> SearchRequest | None:
+    def request(self, k: int = 20, per_file: int | None = 3) -> Query | None:
         query = self.query()
         if not query:
             return None
         task = self.task.currentData()
         instruction = self.instruction.text().strip() if task == CUSTOM else None
         days = self.date.currentData()
-        return SearchRequest(
-            query=query, mode=self.mode.currentData(), k=k, per_file=per_file,
-            task=None if task == CUSTOM else task, instruction=instruction or None,
-            kinds=KIND_GROUPS.get(self.kind.currentData(), ()),
-            folder=self.folder.currentData(),
-            modified_after=time.time() - days * _DAY if days else None)
+        kind = self.kind.currentData()
+        filters = Filters.of(types=(kind,) if kind else (), folder=self.folder.currentData(),
+                             since=time.time() - days * _DAY if days else None)
+        return Query(text=query, mode=self.mode.currentData(), k=k, per_file=per_file,
+                     task=None if task == CUSTOM else task, instruction=instruction or None,
+                     filters=filters)

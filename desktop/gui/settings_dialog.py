@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.config import CHUNK_TOKENS_RANGE, MAX_PER_FILE, MAX_THREADS, Config, ConfigError
-from desktop.index.state import default_data_dir
 from desktop.models.gpu import cpu_threads
+from desktop.paths import default_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,9 @@ class SettingsDialog(QDialog):
         row.addWidget(self.gpu_choice, 1)
         row.addWidget(self.gpu_layers)
         form.addRow(self.tr("GPU layers:"), row)
+        form.addRow("", self._hint(self.tr("Automatic: as many layers as fit in the GPU's free "
+                                           "memory when the model loads (all, some, or none "
+                                           "without a GPU this build can use).")))
         lo, hi = CHUNK_TOKENS_RANGE
         self.chunk_tokens = QSpinBox()
         self.chunk_tokens.setRange(0, hi)

@@ -25,7 +25,7 @@ import time
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
-from desktop.gui import worker as w
+from desktop.gui import index_worker as w
 
 
 def process_age() -> float:

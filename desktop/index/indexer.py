@@ -19,8 +19,12 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+import pyarrow as pa
 
 from desktop import extract
 from desktop.index.chunking import Chunk, ChunkSettings, chunk_text
@@ -33,13 +37,15 @@ from desktop.index.scan import (
     scan_path,
     stat_file,
 )
-from desktop.index.store import FileRow, Store, file_id_for
+from desktop.index.store import FileRow, Store, chunk_schema, file_id_for, passage_rows
 from desktop.models.embedder import Cancelled, Embedder
 
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
 EXTRACT_VERSION = 1
+_READ_AHEAD = 64  # files read and cut, waiting for the embedder (bounds the memory they hold)
+_BATCH_PASSAGES = 64  # passages gathered before an embed call, while more files are ready
 _FLUSH_CHUNKS = 512  # passages buffered before a write (each write is a LanceDB version)
 _FLUSH_SECONDS = 10.0  # at most this long between writes; the first come sooner:
 _FIRST_FLUSH_SECONDS = 1.0  # 1, 2, 4, 8, then every 10 s: a new folder is searchable at once
@@ -52,24 +58,24 @@ class _StillChanging(Exception):
     pass
 
 
-def format_duration(seconds: float | None, *, compact: bool = False) -> str:
-    """A time left or taken: "2 min 05 s" for the window, "2m05s" (compact) for a terminal."""
-    if seconds is None:
-        return "--" if compact else "…"
-    s = int(seconds)
-    if s >= 3600:
-        hours, minutes = s // 3600, s % 3600 // 60
-        return f"{hours}h{minutes:02d}m" if compact else f"{hours} h {minutes:02d} min"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s" if compact else f"{s // 60} min {s % 60:02d} s"
-    return f"{s}s" if compact else f"{s} s"
+class Phase(str, Enum):
+    """Where a run is. A str: `prog.phase == "indexing"` holds, as it did for the plain string."""
+
+    SCANNING = "scanning"
+    INDEXING = "indexing"
+    FINISHING = "finishing"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:  # "indexing", not "Phase.INDEXING", in f-strings on any Python
+        return self.value
 
 
 @dataclass
 class Progress:
     """What the person sees while indexing; emitted often, cheap to copy."""
 
-    phase: str  # scanning | indexing | finishing | done | cancelled
+    phase: Phase
     files_total: int = 0  # files to read this run
     files_done: int = 0
     files_unchanged: int = 0
@@ -88,13 +94,16 @@ class Progress:
     problem: tuple[str, str] | None = None  # (path, reason), reported once
     problems: list[tuple[str, str]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.phase = Phase(self.phase)  # Progress("scanning") still works
+
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.elapsed if self.elapsed > 0 else 0.0
 
     @property
     def eta_s(self) -> float | None:
-        if self.phase != "indexing" or not self.bytes_done or self.elapsed <= 0:
+        if self.phase != Phase.INDEXING or not self.bytes_done or self.elapsed <= 0:
             return None
         rate = self.bytes_done / self.elapsed
         return max(0.0, (self.bytes_total - self.bytes_done) / rate)
@@ -115,6 +124,148 @@ class _Work:
     deferred: bool = False  # still being written: left for the next pass
 
 
+@dataclass
+class _Run:
+    """One run's plan and progress."""
+
+    prog: Progress = field(default_factory=lambda: Progress(Phase.SCANNING))
+    t0: float = field(default_factory=time.monotonic)
+    todo: list[tuple[FileStat, str]] = field(default_factory=list)  # (file, its folder) to read
+    gone: list[FileRow] = field(default_factory=list)  # to forget, once the rest is written
+    rows: dict[str, FileRow] = field(default_factory=dict)  # the files table, by path
+    # Content already indexed, by hash: a moved or copied file reuses its passages. Taken
+    # before anything is forgotten, so a file that moved still finds its old self.
+    copies: dict[str, FileRow] = field(default_factory=dict)
+
+    def progress(self, **changes: Any) -> Progress:
+        """A copy of the progress to hand out, with the time taken so far."""
+        return replace(self.prog, elapsed=time.monotonic() - self.t0, **changes)
+
+    def enter(self, phase: Phase, **changes: Any) -> Progress:
+        self.prog.phase = phase
+        return self.progress(**changes)
+
+    def count(self, w: _Work) -> tuple[str, str] | None:
+        """Count a file the batch is done with; returns its problem (path, reason), if any."""
+        prog = self.prog
+        prog.files_done += 1
+        prog.bytes_done += w.stat.size
+        prog.chunks += len(w.chunks)
+        prog.tokens += sum(len(c.tokens) for c in w.chunks)
+        prog.files_reused += w.copy_from is not None and not w.chunks
+        prog.current = w.stat.path
+        if w.deferred:
+            prog.files_pending += 1
+            return None
+        if w.status == "ok":
+            return None
+        if w.status == "failed":
+            prog.files_failed += 1
+        else:
+            prog.files_skipped += 1
+        problem = (w.stat.path, w.reason)
+        prog.problems.append(problem)
+        return problem
+
+
+class _Producer:
+    """The producer thread: reads, hashes and cuts the files ahead of the embedder.
+
+    Used as a context manager: leaving it stops the thread and waits for it, whatever the
+    consumer did (finished, cancelled, raised, or stopped iterating).
+    """
+
+    def __init__(self, prepare: Callable[[FileStat, str], _Work],
+                 todo: Sequence[tuple[FileStat, str]], cancel: threading.Event):
+        self._prepare = prepare
+        self._todo = todo
+        self._cancel = cancel
+        self._stop = threading.Event()
+        self._queue: queue.Queue[_Work | None] = queue.Queue(maxsize=_READ_AHEAD)
+        self._thread = threading.Thread(target=self._produce, name="semdex-extract", daemon=True)
+        self.finished = False  # the last batch has been handed out
+
+    def __enter__(self) -> _Producer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+
+    def batches(self) -> Iterator[list[_Work]]:
+        """Prepared files, in batches of at least _BATCH_PASSAGES passages or of whatever is
+        ready (the embedder never waits for a batch to fill); the last batch, perhaps empty,
+        comes with `finished` set."""
+        pending: list[_Work] = []
+        while True:
+            item = self._queue.get()
+            if item is None:
+                self.finished = True
+                yield pending
+                return
+            pending.append(item)
+            if (sum(len(w.chunks) for w in pending) < _BATCH_PASSAGES
+                    and not self._queue.empty()):
+                continue
+            yield pending
+            pending = []
+
+    def _produce(self) -> None:
+        try:
+            for st, root in self._todo:
+                if self._stop.is_set() or self._cancel.is_set():
+                    break
+                try:
+                    work = self._prepare(st, root)
+                except Exception as exc:  # a bug must not stall the run: report, go on
+                    log.exception("failed to prepare %s", st.path)
+                    work = _Work(st, root, status="failed",
+                                 reason=f"internal error: {type(exc).__name__}: {exc}")
+                self._queue.put(work)
+        finally:
+            self._queue.put(None)
+
+
+class _Writes:
+    """Rows waiting to be written, and when to write them: each write is a LanceDB version,
+    so rows are gathered, but not for long (a new folder should be searchable at once)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.passages: list[dict[str, Any]] = []
+        self.files: list[FileRow] = []
+        self.forgotten: list[str] = []  # ids of files that are gone
+        self.wrote = False
+        self._last = time.monotonic()
+        self._every = _FIRST_FLUSH_SECONDS
+
+    def due(self) -> bool:
+        return (len(self.passages) >= _FLUSH_CHUNKS
+                or len(self.files) + len(self.forgotten) >= _FLUSH_FILES
+                or time.monotonic() - self._last > self._every)
+
+    def flush(self) -> None:
+        """Write what is buffered: passages, then the file rows that point at them (the order
+        Store.write keeps, which makes a kill safe), then forget the files that are gone."""
+        self._last = time.monotonic()
+        self._every = min(_FLUSH_SECONDS, self._every * 2)
+        if self.passages or self.files:
+            table = pa.Table.from_pylist(self.passages, schema=chunk_schema(self.store.dims))
+            self.store.write(table, self.files)
+            self.wrote = True
+        if self.forgotten:
+            self.store.remove_files(self.forgotten)
+            self.wrote = True
+        self.passages.clear()
+        self.files.clear()
+        self.forgotten.clear()
+
+
 class Indexer:
     def __init__(self, store: Store, embedder: Embedder, *, overlap: int | None = None,
                  excludes: Sequence[str] = ()):
@@ -123,8 +274,14 @@ class Indexer:
         chunk = embedder.chunk_tokens
         self.settings = ChunkSettings(chunk, overlap if overlap is not None else chunk // 8)
         self.excludes = tuple(excludes)
-        self.sig = (f"{embedder.profile.family}/{self.settings.max_tokens}/"
-                    f"{self.settings.overlap}/x{EXTRACT_VERSION}")
+        # How passages are made: files indexed another way are read again.
+        self.passage_version = (f"{embedder.profile.family}/{self.settings.max_tokens}/"
+                                f"{self.settings.overlap}/x{EXTRACT_VERSION}")
+
+    @property
+    def sig(self) -> str:
+        """The passage version under the files table's name for it (`FileRow.sig`)."""
+        return self.passage_version
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -160,7 +317,7 @@ class Indexer:
             seen.add(item.path)
             row = rows.get(item.path)
             if (row is not None and row.size == item.size and row.mtime_ns == item.mtime_ns
-                    and row.sig == self.sig and row.status != "failed"
+                    and row.sig == self.passage_version and row.status != "failed"
                     and item.path not in named):
                 unchanged += 1
                 continue
@@ -199,122 +356,121 @@ class Indexer:
             library: Sequence[str] | None = None) -> Iterator[Progress]:
         """Sync the folders (or just the scope's paths) and yield progress along the way."""
         cancel = cancel or threading.Event()
-        t0 = time.monotonic()
-        prog = Progress("scanning")
-        yield replace(prog)
+        run = _Run()
+        yield run.progress()
         if scope is None:
             self.store.purge_orphans()  # what a crash left half-written
-        todo, gone, scan_problems, unchanged, rows = self.plan(roots, scope, library)
-        self._wrote = False
+        yield from self._start(run, roots, scope, library)
+        writes = _Writes(self.store)
+        yield from self._index(run, writes, cancel)
+        if cancel.is_set():
+            yield run.enter(Phase.CANCELLED)
+            return
+        # Only now: every new file has been matched against these by content.
+        writes.forgotten.extend(r.file_id for r in run.gone)
+        writes.flush()
+        yield run.enter(Phase.FINISHING)
+        if optimize and writes.wrote:
+            self.store.optimize()
+        yield run.enter(Phase.DONE, current=None)
+
+    def _start(self, run: _Run, roots: Sequence[str], scope: Iterable[str] | None,
+               library: Sequence[str] | None) -> Iterator[Progress]:
+        """Plan the run, report what the scan could not read, and count what there is to do."""
+        run.todo, run.gone, scan_problems, unchanged, run.rows = self.plan(roots, scope, library)
+        prog = run.prog
         bad_files = sum(1 for p in scan_problems if not p.folder)
         prog.files_total = prog.files_done = prog.files_failed = bad_files
         for p in scan_problems:
             prog.problems.append((p.path, p.reason))
-            yield replace(prog, problem=(p.path, p.reason), elapsed=time.monotonic() - t0)
-        # Vanished files are matched against new ones by content before they are forgotten.
-        self._reusable = {r.hash: r for r in rows.values()
-                          if r.status == "ok" and r.sig == self.sig and r.n_chunks}
-        prog.files_removed = len(gone)
+            yield run.progress(problem=(p.path, p.reason))
+        run.copies = {r.hash: r for r in run.rows.values()
+                      if r.status == "ok" and r.sig == self.passage_version and r.n_chunks}
+        prog.files_removed = len(run.gone)
         prog.files_unchanged = unchanged
-        prog.files_total = len(todo) + bad_files
-        prog.bytes_total = sum(s.size for s, _ in todo)
-        prog.phase = "indexing"
-        yield replace(prog, elapsed=time.monotonic() - t0)
+        prog.files_total = len(run.todo) + bad_files
+        prog.bytes_total = sum(s.size for s, _ in run.todo)
+        yield run.enter(Phase.INDEXING)
 
-        work_q: queue.Queue[_Work | None] = queue.Queue(maxsize=64)
-        stop = threading.Event()
-        producer = threading.Thread(target=self._produce, args=(todo, rows, work_q, stop, cancel),
-                                    name="semdex-extract", daemon=True)
-        producer.start()
-        pending: list[_Work] = []  # read and chunked, waiting for vectors
-        out_chunks: list[dict] = []
-        out_files: list[FileRow] = []
-        last_flush = time.monotonic()
-        flush_every = _FIRST_FLUSH_SECONDS
-        try:
-            while True:
-                item = work_q.get()
-                if item is not None:
-                    pending.append(item)
-                n_pending = sum(len(w.chunks) for w in pending)
-                if item is not None and n_pending < 64 and not work_q.empty():
-                    continue
+    def _index(self, run: _Run, writes: _Writes, cancel: threading.Event
+               ) -> Iterator[Progress]:
+        """Read (on the producer thread), embed and write the planned files, batch by batch;
+        a cancel is noticed between batches, and inside a long embed call."""
+        def prepare(st: FileStat, root: str) -> _Work:
+            return self._prepare(st, root, run.rows.get(st.path), copies=run.copies)
+
+        with _Producer(prepare, run.todo, cancel) as producer:
+            try:
+                for batch in producer.batches():
+                    if cancel.is_set():
+                        break
+                    t_embed = time.monotonic()
+                    try:
+                        done = self._index_batch(batch, writes, cancel)
+                    except Cancelled:
+                        break  # files whose vectors were not all made are indexed next time
+                    run.prog.embed_seconds += time.monotonic() - t_embed
+                    for w in done:
+                        problem = run.count(w)
+                        if problem:
+                            yield run.progress(problem=problem)
+                    if producer.finished or writes.due():
+                        writes.flush()
+                    yield run.progress()
+            finally:
                 if cancel.is_set():
-                    break
-                t_embed = time.monotonic()
-                try:
-                    done = self._embed(pending, out_chunks, out_files, cancel)
-                except Cancelled:
-                    break  # files whose vectors were not all made are indexed next time
-                prog.embed_seconds += time.monotonic() - t_embed
-                pending = []
-                for w in done:
-                    prog.files_done += 1
-                    prog.bytes_done += w.stat.size
-                    prog.chunks += len(w.chunks)
-                    prog.tokens += sum(len(c.tokens) for c in w.chunks)
-                    prog.files_reused += w.copy_from is not None and not w.chunks
-                    problem = None
-                    if w.deferred:
-                        prog.files_pending += 1
-                    elif w.status != "ok":
-                        if w.status == "failed":
-                            prog.files_failed += 1
-                        else:
-                            prog.files_skipped += 1
-                        problem = (w.stat.path, w.reason)
-                        prog.problems.append(problem)
-                    prog.current = w.stat.path
-                    if problem:
-                        yield replace(prog, problem=problem, elapsed=time.monotonic() - t0)
-                if (len(out_chunks) >= _FLUSH_CHUNKS or len(out_files) >= _FLUSH_FILES
-                        or item is None
-                        or time.monotonic() - last_flush > flush_every):
-                    self._flush(out_chunks, out_files)
-                    last_flush = time.monotonic()
-                    flush_every = min(_FLUSH_SECONDS, flush_every * 2)
-                yield replace(prog, elapsed=time.monotonic() - t0)
-                if item is None:
-                    break
-        finally:
-            stop.set()
-            if cancel.is_set():
-                self._flush(out_chunks, out_files)  # whole files only: safe to keep
-            while producer.is_alive():  # unblock a producer waiting on a full queue
-                try:
-                    work_q.get(timeout=0.05)
-                except queue.Empty:
-                    pass
-        if cancel.is_set():
-            prog.phase = "cancelled"
-            yield replace(prog, elapsed=time.monotonic() - t0)
-            return
-        if gone:
-            self.store.remove_files([r.file_id for r in gone])
-            self._wrote = True
-        prog.phase = "finishing"
-        yield replace(prog, elapsed=time.monotonic() - t0)
-        if optimize and self._wrote:
-            self.store.optimize()
-        prog.phase = "done"
-        yield replace(prog, elapsed=time.monotonic() - t0, current=None)
+                    writes.flush()  # whole files only: safe to keep
 
-    def _produce(self, todo: Sequence[tuple[FileStat, str]], rows: dict[str, FileRow],
-                 out: queue.Queue[_Work | None], stop: threading.Event,
-                 cancel: threading.Event) -> None:
+    # -- one file, on the producer thread ----------------------------------------------------
+
+    def _prepare(self, st: FileStat, root: str, old: FileRow | None,
+                 allow_copy: bool = True, *, copies: Mapping[str, FileRow] | None = None
+                 ) -> _Work:
+        """Read, hash and cut one file; what went wrong is on the _Work, not raised.
+
+        `copies` (content already indexed, by hash) lets a moved or copied file skip
+        extraction: its passages are taken from the other file. Without it, or with
+        `allow_copy` False, the file is always cut afresh.
+        """
+        work = _Work(st, root, old=old)
+        data = self._read(work)
+        if data is None:
+            return work
+        work.hash = self._content_hash(data)
+        if old is not None and old.hash == work.hash and old.sig == self.passage_version and \
+                old.status != "failed":
+            work.unchanged_content = True
+            work.status, work.reason = old.status, old.reason
+            return work
+        source = copies.get(work.hash) if copies and allow_copy else None
+        if source is not None and source.path != work.stat.path:
+            work.copy_from = source
+            return work
+        self._cut(work, data)
+        return work
+
+    def _read(self, work: _Work) -> bytes | None:
+        """The file's bytes once they hold still, or None with the reason on the work."""
+        st = work.stat
+        if st.size > MAX_FILE_BYTES:
+            work.status, work.reason = "skipped", (
+                f"too large ({st.size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB)")
+            return None
         try:
-            for st, root in todo:
-                if stop.is_set() or cancel.is_set():
-                    break
-                try:
-                    work = self._prepare(st, root, rows.get(st.path))
-                except Exception as exc:  # a bug must not stall the run: report, go on
-                    log.exception("failed to prepare %s", st.path)
-                    work = _Work(st, root, status="failed",
-                                 reason=f"internal error: {type(exc).__name__}: {exc}")
-                out.put(work)
-        finally:
-            out.put(None)
+            data, work.stat = self._read_settled(st)
+        except _StillChanging:
+            work.deferred, work.status, work.reason = True, "pending", (
+                "still being written; indexed once it settles")
+        except FileNotFoundError:
+            work.vanished, work.status, work.reason = True, "failed", (
+                "disappeared while being indexed")
+        except PermissionError:
+            work.status, work.reason = "failed", "permission denied"
+        except OSError as exc:
+            work.status, work.reason = "failed", f"cannot be read ({exc.strerror or exc})"
+        else:
+            return data
+        return None
 
     def _read_settled(self, st: FileStat) -> tuple[bytes, FileStat]:
         """Read a file whose size and mtime hold still across the read.
@@ -335,118 +491,93 @@ class Indexer:
                 time.sleep(_SETTLE_PAUSE)
         raise _StillChanging(st.path)
 
-    def _prepare(self, st: FileStat, root: str, old: FileRow | None,
-                 allow_copy: bool = True) -> _Work:
-        work = _Work(st, root, old=old)
-        if st.size > MAX_FILE_BYTES:
-            work.status, work.reason = "skipped", (
-                f"too large ({st.size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB)")
-            return work
-        try:
-            data, st = self._read_settled(st)
-            work.stat = st
-        except _StillChanging:
-            work.deferred, work.status, work.reason = True, "pending", (
-                "still being written; indexed once it settles")
-            return work
-        except FileNotFoundError:
-            work.vanished, work.status, work.reason = True, "failed", (
-                "disappeared while being indexed")
-            return work
-        except PermissionError:
-            work.status, work.reason = "failed", "permission denied"
-            return work
-        except OSError as exc:
-            work.status, work.reason = "failed", f"cannot be read ({exc.strerror or exc})"
-            return work
-        # The version of the file's passages: its content, and how they were cut. Passages of
-        # the same bytes cut with other settings must not share it, or re-indexing with a new
-        # passage length would keep the old passages beside the new ones (same hash, same ids).
+    def _content_hash(self, data: bytes) -> str:
+        """The version of the file's passages: its content, and how they were cut.
+
+        Passages of the same bytes cut with other settings must not share it, or re-indexing
+        with a new passage length would keep the old passages beside the new ones (same hash,
+        same ids).
+        """
         digest = hashlib.blake2b(data, digest_size=16)
-        digest.update(b"\0" + self.sig.encode())
-        work.hash = digest.hexdigest()
-        if old is not None and old.hash == work.hash and old.sig == self.sig and \
-                old.status != "failed":
-            work.unchanged_content = True
-            work.status, work.reason = old.status, old.reason
-            return work
-        source = self._reusable.get(work.hash)
-        if allow_copy and source is not None and source.path != st.path:
-            work.copy_from = source
-            return work
+        digest.update(b"\0" + self.passage_version.encode())
+        return digest.hexdigest()
+
+    def _cut(self, work: _Work, data: bytes) -> None:
+        """Extract the file's text and cut it into passages."""
         try:
-            doc = extract.extract(st.path, data)
+            doc = extract.extract(work.stat.path, data)
         except extract.Skipped as exc:
             work.status, work.reason = "skipped", exc.reason
-            return work
+            return
         except extract.ExtractionError as exc:
             work.status, work.reason = "failed", exc.reason
-            return work
+            return
         for section in doc.sections:
             work.chunks.extend(chunk_text(section.text, self.embedder, self.settings,
                                           page=section.page, first_ordinal=len(work.chunks)))
         if not work.chunks:
             work.status, work.reason = "skipped", "no text"
-        return work
 
-    def _embed(self, works: list[_Work], out_chunks: list[dict], out_files: list[FileRow],
-               cancel: threading.Event | None = None) -> list[_Work]:
-        copied: dict[int, list[dict]] = {}
-        for n, w in enumerate(works):
-            if w.copy_from is not None:
-                rows = self.store.passages_of(w.copy_from.file_id, w.copy_from.hash)
-                if len(rows) == w.copy_from.n_chunks:
-                    copied[n] = rows
-                else:  # the source changed meanwhile: cut and embed this file after all
-                    works[n] = self._prepare(w.stat, w.root, w.old, allow_copy=False)
+    # -- one batch, on the calling thread ----------------------------------------------------
+
+    def _index_batch(self, works: list[_Work], writes: _Writes,
+                     cancel: threading.Event | None = None) -> list[_Work]:
+        """Embed a batch of prepared files and buffer their rows for the next write.
+
+        Returns the batch's files, as finally prepared (a copy may have been cut afresh).
+        """
+        reused = self._fetch_copies(works)
         seqs = [c.tokens for w in works for c in w.chunks]
-        vectors = self.embedder.embed_tokens(seqs, cancel=cancel) if seqs else None
+        vectors = self.embedder.embed_tokens(seqs, cancel=cancel) if seqs else ()
         i = 0
         now = time.time()
-        for n, w in enumerate(works):
-            fid = file_id_for(w.stat.path)
-            if w.vanished:
-                self.store.remove_files([fid])
-                continue
-            if w.deferred:
-                continue
-            for r in copied.get(n, ()):
-                out_chunks.append({**r, "id": f"{fid}:{w.hash[:12]}:{r['ordinal']}",
-                                   "file_id": fid, "path": w.stat.path, "kind": w.stat.kind})
-            for c in w.chunks:
-                out_chunks.append({
-                    "id": f"{fid}:{w.hash[:12]}:{c.ordinal}", "file_id": fid, "hash": w.hash,
-                    "path": w.stat.path, "kind": w.stat.kind, "ordinal": c.ordinal,
-                    "page": c.page, "start": c.start, "end": c.end,
-                    "line_start": c.line_start, "line_end": c.line_end,
-                    "n_tokens": len(c.tokens), "text": c.text, "vector": vectors[i],
-                })
-                i += 1
-            n_chunks = len(w.chunks)
-            n_tokens = sum(len(c.tokens) for c in w.chunks)
-            if w.unchanged_content and w.old is not None:
-                n_chunks, n_tokens = w.old.n_chunks, w.old.n_tokens
-            elif n in copied and w.copy_from is not None:
-                n_chunks, n_tokens = w.copy_from.n_chunks, w.copy_from.n_tokens
-            out_files.append(FileRow(
-                file_id=fid, path=w.stat.path, root=w.root, kind=w.stat.kind,
-                size=w.stat.size, mtime_ns=w.stat.mtime_ns, hash=w.hash, status=w.status,
-                reason=w.reason, n_chunks=n_chunks, n_tokens=n_tokens, sig=self.sig,
-                indexed_at=now))
+        for w, rows in zip(works, reused, strict=True):
+            n = len(w.chunks)
+            self._buffer(w, rows, vectors[i:i + n], writes, now)
+            i += n
         return works
 
-    def _flush(self, out_chunks: list[dict], out_files: list[FileRow]) -> None:
-        if not out_chunks and not out_files:
+    def _fetch_copies(self, works: list[_Work]) -> list[list[dict[str, Any]]]:
+        """The stored passages (vectors included) of each file that copies an indexed one;
+        [] for the others.
+
+        A copy whose source changed since the plan is read and cut afresh, here: rare, and
+        only known once the source's passages are looked up.
+        """
+        reused: list[list[dict[str, Any]]] = []
+        for n, w in enumerate(works):
+            rows: list[dict[str, Any]] = []
+            if w.copy_from is not None:
+                rows = self.store.passages_of(w.copy_from.file_id, w.copy_from.hash)
+                if len(rows) != w.copy_from.n_chunks:
+                    works[n] = self._prepare(w.stat, w.root, w.old, allow_copy=False)
+                    rows = []
+            reused.append(rows)
+        return reused
+
+    def _buffer(self, w: _Work, reused: list[dict[str, Any]], vectors: Sequence[Any],
+                writes: _Writes, now: float) -> None:
+        """Queue one file's rows: its passages (fresh or reused) and its file row, or, for a
+        file that vanished while being read, that it is gone."""
+        fid = file_id_for(w.stat.path)
+        if w.vanished:
+            writes.forgotten.append(fid)
             return
-        import pyarrow as pa
-
-        from desktop.index.store import chunk_schema
-
-        table = pa.Table.from_pylist(out_chunks, schema=chunk_schema(self.store.dims))
-        self.store.write(table, out_files)
-        self._wrote = True
-        out_chunks.clear()
-        out_files.clear()
+        if w.deferred:
+            return
+        writes.passages.extend(passage_rows(fid, w.hash, w.stat.path, w.stat.kind,
+                                            w.chunks, vectors, reused))
+        n_chunks = len(w.chunks)
+        n_tokens = sum(len(c.tokens) for c in w.chunks)
+        if w.unchanged_content and w.old is not None:
+            n_chunks, n_tokens = w.old.n_chunks, w.old.n_tokens
+        elif reused and w.copy_from is not None:
+            n_chunks, n_tokens = w.copy_from.n_chunks, w.copy_from.n_tokens
+        writes.files.append(FileRow(
+            file_id=fid, path=w.stat.path, root=w.root, kind=w.stat.kind,
+            size=w.stat.size, mtime_ns=w.stat.mtime_ns, hash=w.hash, status=w.status,
+            reason=w.reason, n_chunks=n_chunks, n_tokens=n_tokens, sig=self.passage_version,
+            indexed_at=now))
 
 
 def _under_any(path: str, tops: set[str]) -> bool:
@@ -460,9 +591,3 @@ def _under_any(path: str, tops: set[str]) -> bool:
         if parent == path:
             return False
         path = parent
-
-
-def index_folders(store: Store, embedder: Embedder, roots: Sequence[str], **kw
-                  ) -> Iterator[Progress]:
-    roots = [os.path.abspath(r) for r in roots]
-    yield from Indexer(store, embedder, **kw).run(roots)

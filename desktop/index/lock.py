@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from desktop.atomic import write_atomic
+
 LOCK_NAME = "writer.lock"
 NOTE_NAME = "writer.json"
 _TRIES = 5
@@ -111,9 +113,7 @@ class WriterLock:
         note = {"pid": os.getpid(), "mode": self.mode, "since": getattr(self, "_since", None)
                 or time.time(), "heartbeat": time.time(), **extra}
         self._since = note["since"]
-        tmp = self.data_dir / f".{NOTE_NAME}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(note), "utf-8")
-        os.replace(tmp, self.data_dir / NOTE_NAME)
+        write_atomic(self.data_dir / NOTE_NAME, json.dumps(note), fsync=False)
 
     def release(self) -> None:
         fd, self._fd = self._fd, None

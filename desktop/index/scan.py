@@ -42,7 +42,18 @@ def is_excluded_name(name: str, patterns: Iterable[str] = ()) -> bool:
     return any(fnmatch.fnmatch(name, p) for p in patterns)
 
 
-def _is_venv(path: str) -> bool:
+# what is wrong with a path, said the same way by a full scan and a scoped one
+BAD_NAME = "name is not valid UTF-8 (rename it to index it)"
+BROKEN_LINK = "broken link (its target does not exist)"
+NOT_REGULAR = "not a regular file (a pipe, socket or device)"
+
+
+def _unreadable(exc: OSError) -> str:
+    return f"cannot be read ({exc.strerror or exc})"
+
+
+def is_venv(path: str) -> bool:
+    """A Python virtual environment (never indexed: thousands of files no one wrote)."""
     return os.path.exists(os.path.join(path, "pyvenv.cfg"))
 
 
@@ -66,11 +77,10 @@ def scan_folder(root: str, patterns: Iterable[str] = ()) -> Iterator[FileStat | 
                 if not _utf8_name(entry.name):
                     # Such a path cannot be stored, shown or put in JSON: report it, go on.
                     if entry.is_dir(follow_symlinks=False) or kind_for(entry.name):
-                        yield ScanProblem(displayable(entry.path), "name is not valid UTF-8 "
-                                          "(rename it to index it)", folder=False)
+                        yield ScanProblem(displayable(entry.path), BAD_NAME, folder=False)
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    if not _is_venv(entry.path):
+                    if not is_venv(entry.path):
                         stack.append(entry.path)
                     continue
                 kind = kind_for(entry.name)
@@ -81,16 +91,16 @@ def scan_folder(root: str, patterns: Iterable[str] = ()) -> Iterator[FileStat | 
                 st = entry.stat(follow_symlinks=True)
             except FileNotFoundError:
                 if _is_link(entry):
-                    yield ScanProblem(entry.path, "broken link (its target does not exist)",
+                    yield ScanProblem(entry.path, BROKEN_LINK,
                                       folder=False)
                 continue  # vanished since the listing: nothing to index
             except OSError as exc:  # a link loop, a file that cannot even be looked at
-                yield ScanProblem(entry.path, f"cannot be read ({exc.strerror or exc})",
+                yield ScanProblem(entry.path, _unreadable(exc),
                                   folder=False)
                 continue
             if not stat.S_ISREG(st.st_mode):
                 # FIFOs, sockets, devices would block or mislead: never opened, but reported
-                yield ScanProblem(entry.path, "not a regular file (a pipe, socket or device)",
+                yield ScanProblem(entry.path, NOT_REGULAR,
                                   folder=False)
                 continue
             yield FileStat(entry.path, st.st_size, st.st_mtime_ns, kind)
@@ -150,7 +160,7 @@ def excluded_path(path: str, root: str, patterns: Iterable[str] = ()) -> bool:
     folder = root
     for part in parts[:-1]:
         folder = os.path.join(folder, part)
-        if _is_venv(folder):
+        if is_venv(folder):
             return True
     return any(fnmatch.fnmatch(path, p) for p in patterns) and kind_for(parts[-1]) is not None
 
@@ -173,18 +183,17 @@ def scan_path(path: str, root: str, patterns: Iterable[str] = ()
             bad = os.path.join(root, *parts[:n + 1])
             if os.path.lexists(bad) and (n + 1 < len(parts) or os.path.isdir(bad)
                                          or kind_for(part)):
-                yield ScanProblem(displayable(bad), "name is not valid UTF-8 "
-                                  "(rename it to index it)", folder=False)
+                yield ScanProblem(displayable(bad), BAD_NAME, folder=False)
             return
     try:
         lst = os.lstat(path)
     except FileNotFoundError:
         return
     except OSError as exc:
-        yield ScanProblem(path, f"cannot be read ({exc.strerror or exc})", folder=False)
+        yield ScanProblem(path, _unreadable(exc), folder=False)
         return
     if stat.S_ISDIR(lst.st_mode):
-        if not (path != root and _is_venv(path)):
+        if not (path != root and is_venv(path)):
             yield from scan_folder(path, patterns)
         return
     kind = kind_for(os.path.basename(path))
@@ -194,12 +203,12 @@ def scan_path(path: str, root: str, patterns: Iterable[str] = ()
         st = os.stat(path)
     except FileNotFoundError:
         if stat.S_ISLNK(lst.st_mode):
-            yield ScanProblem(path, "broken link (its target does not exist)", folder=False)
+            yield ScanProblem(path, BROKEN_LINK, folder=False)
         return
     except OSError as exc:
-        yield ScanProblem(path, f"cannot be read ({exc.strerror or exc})", folder=False)
+        yield ScanProblem(path, _unreadable(exc), folder=False)
         return
     if not stat.S_ISREG(st.st_mode):
-        yield ScanProblem(path, "not a regular file (a pipe, socket or device)", folder=False)
+        yield ScanProblem(path, NOT_REGULAR, folder=False)
         return
     yield FileStat(path, st.st_size, st.st_mtime_ns, kind)

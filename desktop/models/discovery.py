@@ -32,7 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from desktop.models.gguf_info import ModelFileError, ModelInfo, read_model_info
+from desktop.models.gguf_info import (
+    ModelFileError,
+    ModelInfo,
+    as_int,
+    read_model_info,
+    split_part,
+    split_position,
+)
 from desktop.models.profiles import NotAnEmbedder, Profile, detect_profile
 
 log = logging.getLogger(__name__)
@@ -46,7 +53,6 @@ MAX_DEPTH = 6  # folders below a chosen folder
 MAX_FILES = 5000  # per scan: a runaway walk (a whole disk) stops here
 _SKIP_DIRS = frozenset({".git", "node_modules", "__pycache__", ".venv", "venv", ".Trash",
                         "$RECYCLE.BIN", "System Volume Information"})
-_SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"
 
 
@@ -346,16 +352,11 @@ def _ollama_name(parts: tuple[str, ...]) -> str:
 # -- putting it together ----------------------------------------------------------------------
 
 
-def _split_info(path: Path) -> tuple[int, int] | None:
-    m = _SPLIT.search(path.name)
-    return (int(m.group(1)), int(m.group(2))) if m else None
-
-
 def _examine(found: DiscoveredModel, family: str | None) -> None:
-    split = _split_info(found.location)
+    split = split_position(found.location)
     if split and split[0] != 1:
         found.problem = (f"part {split[0]} of {split[1]} of a split model; choose part 1 "
-                         f"({_SPLIT.sub(f'-00001-of-{split[1]:05d}.gguf', found.location.name)})")
+                         f"({split_part(found.location, 1, split[1]).name})")
         return
     try:
         info = read_model_info(found.path)
@@ -364,14 +365,13 @@ def _examine(found: DiscoveredModel, family: str | None) -> None:
         return
     found.info = info
     found.size_bytes = info.file_size
-    count = _int(info.get("split.count"))
+    count = as_int(info.get("split.count"))
     if split or (count and count > 1):
         total = split[1] if split else count or 1
         found.split_parts = total
         missing = []
         for i in range(2, total + 1):
-            part = found.location.with_name(
-                _SPLIT.sub(f"-{i:05d}-of-{total:05d}.gguf", found.location.name))
+            part = split_part(found.location, i, total)
             try:
                 found.size_bytes += part.stat().st_size
             except OSError:
@@ -402,10 +402,6 @@ def _mark_crashed(models: list[DiscoveredModel]) -> None:
         if result is not None:
             m.problem = f"failed Semdex's trial load: {result.reason}"
             m.check = result
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _real(path: Path) -> Path | None:

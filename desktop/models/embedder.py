@@ -14,15 +14,26 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from desktop.models import llama_log
-from desktop.models.gguf_info import ModelFileError, ModelInfo, read_model_info
+from desktop.models.gguf_info import (
+    ModelFileError,
+    ModelInfo,
+    as_int,
+    read_model_info,
+    split_part,
+    split_position,
+)
+from desktop.models.gpu import GpuInfo, detect
+from desktop.models.gpu import cpu_threads as default_threads
 from desktop.models.llama_model import (
     AMX_TYPES,
     LlamaModel,
@@ -30,12 +41,14 @@ from desktop.models.llama_model import (
     extra_bufts_safe,
     gpu_offload_supported,
 )
-from desktop.models.memory import semdex_batch_tokens
+from desktop.models.memory import assess, semdex_batch_tokens
 from desktop.models.profiles import Profile, detect_profile
+from desktop.models.units import GiB
 
 log = logging.getLogger(__name__)
 
-QUERY_TOKENS = 512  # longest query embedded in full (when the model takes that many)
+GPU_READING_SECONDS = 10.0  # one reading of free GPU memory serves a trial load and the load
+
 
 class Cancelled(Exception):
     """Embedding was stopped between two decodes because its cancel event was set."""
@@ -46,23 +59,20 @@ class EmbedderSettings:
     family: str | None = None  # override the recognised family
     chunk_tokens: int | None = None  # passage length; default: the family's
     threads: int | None = None
-    gpu_layers: int | None = None  # None: all layers when a GPU build is present
+    gpu_layers: int | None = None  # None: what fits the GPU (auto_gpu_layers); -1 all; 0 none
     # llama.cpp's extra CPU buffer types (AMX, repack); None: on, except where they would put
     # quantized weights into the AMX kernels that crash (llama_model.extra_bufts_safe)
     extra_bufts: bool | None = None
 
 
-def default_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+def index_key(name: str, quant: str | None, family: str, dims: int) -> str:
+    """A name the store can use for a table: lower-case letters, digits and underscores."""
+    raw = f"{name}-{quant or ''}-{family}-{dims}".lower()
+    return re.sub(r"[^a-z0-9]+", "_", raw).strip("_")[:120]
 
 
 def model_key(info: ModelInfo, profile: Profile, dims: int | None = None) -> str:
     """The index a model's vectors live in; known from metadata alone, before loading."""
-    from desktop.index.store import index_key  # imported here: the store pulls in LanceDB
-
     dims = dims or info.embedding_length or 0
     ident = f"{info.file_size}:{len(info.tensors)}:{info.arch}"
     tag = hashlib.blake2b(ident.encode(), digest_size=3).hexdigest()
@@ -71,13 +81,81 @@ def model_key(info: ModelInfo, profile: Profile, dims: int | None = None) -> str
     return f"{index_key(info.name[:64], info.quantization, profile.family, dims)}_{tag}"
 
 
+# -- GPU layers -------------------------------------------------------------------------------
+
+
+def auto_gpu_layers(info: ModelInfo, batch_tokens: int, gpu: GpuInfo,
+                    extra_weight_bytes: int = 0) -> tuple[int, str]:
+    """What "Automatic (what fits)" loads with on this GPU, and why (for the log): the fit
+    verdict's n_gpu_layers, -1 (all) when the model fits, N for a partial offload, 0 for the
+    processor alone (no usable GPU, or too little free memory for even one layer).
+
+    One exception: llama.cpp offloads to a GPU that gpu.detect cannot read (not NVIDIA or
+    Apple: Vulkan, ROCm). Its memory is unknown, so there is no verdict; all layers, as
+    llama.cpp itself would, rather than leave the GPU the person has unused."""
+    if gpu.kind == "none" and gpu.offload_supported:
+        return -1, ("all: this llama.cpp build has a GPU whose memory Semdex cannot read, so "
+                    "what fits is unknown")
+    est, v = assess(info, gpu, batch_tokens, extra_weight_bytes)
+    count = {"gpu": f"all {v.layers_total}",
+             "partial": f"{v.gpu_layers} of {v.layers_total}"}.get(v.placement, "0")
+    if gpu.kind == "none":
+        where = "no GPU found"
+    else:
+        where = (f"{gpu.name}: {gpu.free_bytes / GiB:.1f} GiB free, all layers need about "
+                 f"{est.gpu_bytes(gpu.kind) / GiB:.1f} GiB")
+    return v.gpu_layers, f"{count}: {v.summary}; {where}"
+
+
+_gpu_reading: tuple[float, GpuInfo] | None = None
+_gpu_reading_lock = threading.Lock()
+
+
+def _gpu_now() -> GpuInfo:
+    """The GPU and its free memory, read again after GPU_READING_SECONDS: the trial load's
+    record key and the load that follows it then decide alike."""
+    global _gpu_reading
+    with _gpu_reading_lock:
+        now = time.monotonic()
+        if _gpu_reading is None or now - _gpu_reading[0] > GPU_READING_SECONDS:
+            # only asked once the build is known to offload (gpu_offload_supported)
+            _gpu_reading = (now, replace(detect(llama=False), offload_supported=True))
+        return _gpu_reading[1]
+
+
+def _other_parts_bytes(info: ModelInfo) -> int:
+    """The bytes of a split model's parts 2..N beside part 1 (they hold weights too)."""
+    count = as_int(info.get("split.count")) or 1
+    if count < 2 or split_position(info.path) is None:
+        return 0
+    total = 0
+    for i in range(2, count + 1):
+        try:
+            total += split_part(info.path, i, count).stat().st_size
+        except OSError:
+            pass
+    return total
+
+
+def resolve_gpu_layers(info: ModelInfo, batch_tokens: int, requested: int | None,
+                       gpu: GpuInfo | None = None) -> tuple[int, str]:
+    """The n_gpu_layers to load with, and why. requested: the setting (None: automatic, -1:
+    all, 0: none, N). gpu: the machine (read now when None, and only if the build offloads)."""
+    if requested is not None:
+        return requested, f"{'all' if requested < 0 else requested}, as set"
+    if gpu is None:
+        if not gpu_offload_supported():
+            return 0, "automatic, 0: this llama.cpp build cannot offload to a GPU"
+        gpu = _gpu_now()
+    n, why = auto_gpu_layers(info, batch_tokens, gpu, _other_parts_bytes(info))
+    return n, f"automatic, {why}"
+
+
 def load_params(info: ModelInfo, profile: Profile, settings: EmbedderSettings) -> LoadParams:
     """What llama.cpp is given for this file and these settings; known before loading, so the
     safe first load (model_check) runs the child with exactly what the app will use."""
     batch = semdex_batch_tokens(profile.max_tokens, settings.chunk_tokens, profile.default_chunk)
-    gpu_layers = settings.gpu_layers
-    if gpu_layers is None:
-        gpu_layers = -1 if gpu_offload_supported() else 0
+    gpu_layers, gpu_why = resolve_gpu_layers(info, batch, settings.gpu_layers)
     extra = settings.extra_bufts
     if extra is None:
         extra = extra_bufts_safe(t.ggml_type for t in info.tensors)
@@ -86,7 +164,7 @@ def load_params(info: ModelInfo, profile: Profile, settings: EmbedderSettings) -
             extra = extra_bufts_safe(AMX_TYPES)
     return LoadParams(n_ctx=batch, n_batch=batch, n_ubatch=batch,
                       threads=settings.threads or default_threads(), gpu_layers=gpu_layers,
-                      pooling=profile.pooling, extra_bufts=extra)
+                      pooling=profile.pooling, extra_bufts=extra, gpu_layers_why=gpu_why)
 
 
 class Embedder:
@@ -111,6 +189,7 @@ class Embedder:
         self.pack_tokens = chunk
         self.batch_tokens = semdex_batch_tokens(max_tokens, chunk)
         self.load_params = load_params(self.info, self.profile, settings)
+        log.info("%s: GPU layers %s", self.path.name, self.load_params.gpu_layers_why)
         if settings.extra_bufts is None and not self.load_params.extra_bufts:
             log.info("%s: weights the AMX kernels would take, on a llama.cpp build that has "
                      "them: loaded without the extra CPU buffer types (llama.cpp#20824)",
@@ -132,8 +211,7 @@ class Embedder:
 
     @functools.cached_property
     def key(self) -> str:
-        """The index this model's vectors live in (computed on demand: it imports LanceDB,
-        which the safe first load's child process has no use for)."""
+        """The index this model's vectors live in."""
         return model_key(self.info, self.profile)
 
     # -- loading -----------------------------------------------------------------------------

@@ -8,11 +8,15 @@ costs milliseconds.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from desktop.models.units import count_text
 
 GGUF_MAGIC = b"GGUF"
 
@@ -40,6 +44,9 @@ ENCODER_ARCHS = frozenset({
     "bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "modern-bert",
     "neo-bert", "gemma-embedding", "t5encoder", "eurobert",
 })
+
+# A model split into parts, as llama.cpp's gguf-split names them: NAME-00001-of-00003.gguf
+_SPLIT_NAME = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 
 
 class ModelFileError(Exception):
@@ -98,24 +105,24 @@ class ModelInfo:
 
     @property
     def quantization(self) -> str | None:
-        ft = _int_or_none(self.metadata.get("general.file_type"))
+        ft = as_int(self.metadata.get("general.file_type"))
         return FILE_TYPES.get(ft, f"type {ft}") if ft is not None else None
 
     @property
     def context_length(self) -> int | None:
-        return _int_or_none(self.arch_get("context_length"))
+        return as_int(self.arch_get("context_length"))
 
     @property
     def embedding_length(self) -> int | None:
-        return _int_or_none(self.arch_get("embedding_length"))
+        return as_int(self.arch_get("embedding_length"))
 
     @property
     def block_count(self) -> int | None:
-        return _int_or_none(self.arch_get("block_count"))
+        return as_int(self.arch_get("block_count"))
 
     @property
     def pooling_type(self) -> int | None:
-        return _int_or_none(self.arch_get("pooling_type"))
+        return as_int(self.arch_get("pooling_type"))
 
     @property
     def causal(self) -> bool:
@@ -139,7 +146,7 @@ class ModelInfo:
 
     @property
     def eos_token_id(self) -> int | None:
-        return _int_or_none(self.metadata.get("tokenizer.ggml.eos_token_id"))
+        return as_int(self.metadata.get("tokenizer.ggml.eos_token_id"))
 
     @property
     def add_eos_token(self) -> bool | None:
@@ -152,23 +159,11 @@ class ModelInfo:
 
     @property
     def parameter_count(self) -> int:
-        total = 0
-        for t in self.tensors:
-            n = 1
-            for d in t.shape:
-                n *= d
-            total += n
-        return total
+        return sum(math.prod(t.shape) for t in self.tensors)
 
     @property
     def size_label(self) -> str:
-        label = self.get_str("general.size_label")
-        if label:
-            return label
-        n = self.parameter_count
-        if n >= 1e9:
-            return f"{n / 1e9:.1f}B"
-        return f"{n / 1e6:.0f}M"
+        return self.get_str("general.size_label") or count_text(self.parameter_count)
 
 
 @dataclass(frozen=True)
@@ -179,11 +174,27 @@ class _ArrayLen:
     length: int
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError, OverflowError):  # a list, a string, nan, inf
+def as_int(value: Any) -> int | None:
+    """A metadata value as a count, or None: a file may hold anything where a number belongs
+    (a bool, a list, a string, nan), and none of that may reach llama.cpp or an estimate."""
+    if value is None or isinstance(value, bool):
         return None
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def split_position(path: Path) -> tuple[int, int] | None:
+    """(part, of) when the file is named as a part of a split model, else None."""
+    m = _SPLIT_NAME.search(path.name)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def split_part(path: Path, part: int, total: int) -> Path:
+    """The file of part ``part`` of ``total`` of the split model that ``path`` is a part of
+    (llama.cpp finds the other parts by these names, beside the first)."""
+    return path.with_name(_SPLIT_NAME.sub(f"-{part:05d}-of-{total:05d}.gguf", path.name))
 
 
 class _Reader:
@@ -249,10 +260,7 @@ def _tensor_nbytes(ggml_type: int, shape: tuple[int, ...]) -> int | None:
         block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
     except (ImportError, KeyError, ValueError):
         return None
-    n = 1
-    for d in shape:
-        n *= d
-    return n // block * type_size
+    return math.prod(shape) // block * type_size
 
 
 def read_model_info(path: str | os.PathLike[str]) -> ModelInfo:

@@ -20,7 +20,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class LoadParams:
     gpu_layers: int  # -1: all
     pooling: int
     extra_bufts: bool = True
+    gpu_layers_why: str = field(default="", compare=False)  # for the log: set, or what fits
 
 
 def _backend_init() -> None:

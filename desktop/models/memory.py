@@ -30,6 +30,7 @@ are classes (fast / good / slow / very slow), good to a factor of about two, not
 from __future__ import annotations
 
 import logging
+import math
 import re
 import subprocess
 import sys
@@ -38,13 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from desktop.frozen import child_command
-from desktop.models.gguf_info import ENCODER_ARCHS, ModelInfo, _tensor_nbytes
+from desktop.models.gguf_info import ENCODER_ARCHS, ModelInfo, _tensor_nbytes, as_int
 from desktop.models.gpu import GpuInfo
+from desktop.models.units import GiB, MiB, rate_text
 
-MiB = 2**20
-GiB = 2**30
-
-SEMDEX_BATCH_TOKENS = 512  # embedder.QUERY_TOKENS: n_ctx = n_batch = n_ubatch for most models
+# The physical batch is never smaller (unless the model takes fewer tokens), so that a query of
+# this many tokens is embedded in full: n_ctx = n_batch = n_ubatch = 512 for most models.
+MIN_BATCH_TOKENS = 512
 MAX_PARALLEL_SEQUENCES = 256  # llama_max_parallel_sequences(); llama-cpp-python caps n_seq_max
 
 GPU_OVERHEAD = {"cuda": 400 * MiB, "metal": 256 * MiB}  # backend context, workspaces
@@ -69,14 +70,9 @@ SPEED_CLASSES = ((2000.0, "fast"), (500.0, "good"), (100.0, "slow"), (0.0, "very
 def _first_int(value: Any) -> int | None:
     """A hyperparameter that may be stored per layer (an array): its largest value."""
     if isinstance(value, list):
-        ints = [v for v in value if isinstance(v, int) and not isinstance(v, bool)]
+        ints = [n for n in map(as_int, value) if n is not None]
         return max(ints) if ints else None
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError, OverflowError):
-        return None
+    return as_int(value)
 
 
 @dataclass(frozen=True)
@@ -111,26 +107,43 @@ class ModelShape:
         rest = self.weights_bytes - self.input_bytes - self.output_bytes
         return max(rest, 0) // max(self.n_layer, 1)
 
-    @classmethod
-    def from_hparams(cls, *, arch: str = "llama", n_layer: int, n_embd: int, n_head: int,
-                     n_head_kv: int | None = None, n_ff: int, n_vocab: int, weights_bytes: int,
-                     head_dim: int = 0, causal: bool = True, tied: bool = False,
-                     gated_ffn: bool = True) -> ModelShape:
-        """A shape from published hyperparameters and a file size (no file at hand)."""
-        n_head_kv = n_head_kv or n_head
-        hd = head_dim or n_embd // n_head
-        per_layer = (n_embd * n_head * hd * 2 + 2 * n_embd * n_head_kv * hd
-                     + n_embd * n_ff * (3 if gated_ffn else 2))
-        embed = n_vocab * n_embd
-        head = embed if causal else 0
-        total = per_layer * n_layer + embed + (0 if tied else head)
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """A model's published architecture, for estimates without its file (the catalogue)."""
+
+    n_layer: int
+    n_embd: int
+    n_head: int
+    n_ff: int
+    n_vocab: int
+    arch: str = "llama"
+    n_head_kv: int = 0  # 0: n_head (no grouped-query attention)
+    head_dim: int = 0  # 0: n_embd / n_head
+    causal: bool = True
+    tied: bool = False  # the LM head is the token table (loaded a second time)
+    gated_ffn: bool | None = None  # None: as causal (LLaMA-style gate+up; bert: up only)
+
+    def shape(self, weights_bytes: int) -> ModelShape:
+        """The shape of a file of this size: its bytes shared out by parameter count."""
+        n_head_kv = self.n_head_kv or self.n_head
+        gated = self.causal if self.gated_ffn is None else self.gated_ffn
+        n_embd, n_ff = self.n_embd, self.n_ff
+        hd = self.head_dim or n_embd // self.n_head
+        per_layer = (n_embd * self.n_head * hd * 2 + 2 * n_embd * n_head_kv * hd
+                     + n_embd * n_ff * (3 if gated else 2))
+        embed = self.n_vocab * n_embd
+        head = embed if self.causal else 0
+        total = per_layer * self.n_layer + embed + (0 if self.tied else head)
         bpp = weights_bytes / max(total, 1)  # bytes per parameter of this quantisation
-        return cls(arch=arch, causal=causal, n_layer=n_layer, n_embd=n_embd, n_head=n_head,
-                   n_head_kv=n_head_kv, n_ff=n_ff, n_vocab=n_vocab, head_dim=head_dim,
-                   gated_ffn=gated_ffn, weights_bytes=weights_bytes,
-                   input_bytes=int(embed * bpp), output_bytes=int(head * bpp),
-                   layer_bytes=(int(per_layer * bpp),) * n_layer,
-                   active_params=per_layer * n_layer + head, tied_output=tied and causal)
+        return ModelShape(
+            arch=self.arch, causal=self.causal, n_layer=self.n_layer, n_embd=n_embd,
+            n_head=self.n_head, n_head_kv=n_head_kv, n_ff=n_ff, n_vocab=self.n_vocab,
+            head_dim=self.head_dim, gated_ffn=gated, weights_bytes=weights_bytes,
+            input_bytes=int(embed * bpp), output_bytes=int(head * bpp),
+            layer_bytes=(int(per_layer * bpp),) * self.n_layer,
+            active_params=per_layer * self.n_layer + head,
+            tied_output=self.tied and self.causal)
 
 
 def model_shape(info: ModelInfo, extra_weight_bytes: int = 0) -> ModelShape:
@@ -149,9 +162,7 @@ def model_shape(info: ModelInfo, extra_weight_bytes: int = 0) -> ModelShape:
     gated = False
     for t in info.tensors:
         nbytes = _tensor_nbytes(t.ggml_type, t.shape) or 0
-        n = 1
-        for d in t.shape:
-            n *= d
+        n = math.prod(t.shape)
         weights += nbytes
         if t.name == "token_embd.weight":
             input_b = nbytes
@@ -226,7 +237,7 @@ class MemoryEstimate:
                 "gpu_bytes": self.gpu_bytes()}
 
 
-def estimate(model: ModelInfo | ModelShape, batch_tokens: int = SEMDEX_BATCH_TOKENS,
+def estimate(model: ModelInfo | ModelShape, batch_tokens: int = MIN_BATCH_TOKENS,
              extra_weight_bytes: int = 0) -> MemoryEstimate:
     """Memory for Semdex's settings: n_ctx = n_batch = n_ubatch = batch_tokens."""
     shape = model if isinstance(model, ModelShape) else model_shape(model, extra_weight_bytes)
@@ -271,7 +282,7 @@ class Verdict:
         return self.tokens_per_s * 60 / TOKENS_PER_PAGE
 
     def describe(self) -> str:
-        text = f"{self.summary}; {self.speed}, about {_round_rate(self.tokens_per_s)} tokens/s"
+        text = f"{self.summary}; {self.speed}, about {rate_text(self.tokens_per_s)} tokens/s"
         return f"{text}. {self.note}" if self.note else text
 
     def to_dict(self) -> dict[str, Any]:
@@ -287,12 +298,6 @@ def speed_class(tokens_per_s: float) -> str:
         if tokens_per_s >= floor:
             return name
     return SPEED_CLASSES[-1][1]
-
-
-def _round_rate(rate: float) -> str:
-    if rate >= 100:
-        return f"{round(rate, -1 if rate < 1000 else -2):,.0f}"
-    return f"{rate:.1f}" if rate < 10 else f"{rate:.0f}"
 
 
 def _flops_per_token(shape: ModelShape, seq_tokens: int) -> float:
@@ -365,7 +370,7 @@ def verdict(est: MemoryEstimate, gpu: GpuInfo) -> Verdict:
                    "CPU only", "; ".join(notes))
 
 
-def assess(info: ModelInfo, gpu: GpuInfo, batch_tokens: int = SEMDEX_BATCH_TOKENS,
+def assess(info: ModelInfo, gpu: GpuInfo, batch_tokens: int = MIN_BATCH_TOKENS,
            extra_weight_bytes: int = 0) -> tuple[MemoryEstimate, Verdict]:
     """The estimate and the verdict for one model file."""
     est = estimate(info, batch_tokens, extra_weight_bytes)
@@ -376,7 +381,7 @@ def semdex_batch_tokens(max_tokens: int, chunk_tokens: int | None = None,
                         default_chunk: int = 256) -> int:
     """The batch size embedder.Embedder loads a model with (n_ctx = n_batch = n_ubatch)."""
     chunk = chunk_tokens or default_chunk
-    return min(max_tokens, max(chunk, SEMDEX_BATCH_TOKENS))
+    return min(max_tokens, max(chunk, MIN_BATCH_TOKENS))
 
 
 # -- llama.cpp's own figures ------------------------------------------------------------------
@@ -456,7 +461,7 @@ def parse_buffer_log(text: str) -> MeasuredBuffers:
     return out
 
 
-def measure_buffers(path: str | Path, pooling: int, batch_tokens: int = SEMDEX_BATCH_TOKENS,
+def measure_buffers(path: str | Path, pooling: int, batch_tokens: int = MIN_BATCH_TOKENS,
                     *, no_alloc: bool = True, gpu_layers: int = 0,
                     timeout: float = 120.0) -> MeasuredBuffers:
     """Load the model in a subprocess with Semdex's context settings and read what llama.cpp
@@ -476,7 +481,7 @@ def measure_buffers(path: str | Path, pooling: int, batch_tokens: int = SEMDEX_B
 
 
 def describe_estimate(est: MemoryEstimate) -> str:
-    """A short breakdown for logs and `semdex models --verbose`."""
+    """A short breakdown, for `semdex models --verbose`."""
     parts = {"weights": est.weights_bytes, "KV": est.kv_bytes, "compute": est.compute_bytes,
              "output": est.output_bytes}
     return ", ".join(f"{k} {v / MiB:,.0f} MiB" for k, v in parts.items())

@@ -23,12 +23,12 @@ import json
 import logging
 import os
 import threading
-import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from desktop.atomic import write_atomic
 from desktop.models.embedder import EmbedderSettings, load_params
 from desktop.models.gguf_info import ModelFileError, ModelInfo
 from desktop.models.profiles import Profile
@@ -114,6 +114,16 @@ def _settings_for(profile: Profile, settings: EmbedderSettings) -> EmbedderSetti
     return replace(settings, family=profile.family)
 
 
+def _child_settings(info: ModelInfo, profile: Profile,
+                    settings: EmbedderSettings) -> EmbedderSettings:
+    """The settings the child loads with: automatic GPU layers are decided here, once, so the
+    child tries the very layer count the record is kept under (not a reading of its own)."""
+    ours = _settings_for(profile, settings)
+    if ours.gpu_layers is None:
+        ours = replace(ours, gpu_layers=load_params(info, profile, ours).gpu_layers)
+    return ours
+
+
 def _file_prefix(path: str | os.PathLike[str]) -> str:
     """The part of a record's key that names the file as it is now, and the build."""
     real = Path(path).resolve()
@@ -159,15 +169,11 @@ def _update_records(path: Path, change) -> None:
         change(records)
         while len(records) > MAX_RECORDS:  # oldest first: dicts keep insertion order
             records.pop(next(iter(records)))
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"version": 1, "records": records}, indent=1),
-                           encoding="utf-8")
-            os.replace(tmp, path)
+            write_atomic(path, json.dumps({"version": 1, "records": records}, indent=1))
         except OSError as exc:  # the check still holds for this run
             log.warning("could not write the model checks in %s: %s", path, exc)
-            tmp.unlink(missing_ok=True)
 
 
 def _save_record(path: Path, key: str, result: CheckResult) -> None:
@@ -243,7 +249,7 @@ def check(info: ModelInfo, profile: Profile, settings: EmbedderSettings, *,
         rec = _result(_load_records(records).get(key))
         if rec is not None:
             return rec
-    result = run_child(info.path, _settings_for(profile, settings), timeout=timeout,
+    result = run_child(info.path, _child_settings(info, profile, settings), timeout=timeout,
                        cancel=cancel)
     if result.transient:
         log.warning("the trial load of %s did not settle it: %s", info.path, result.reason)

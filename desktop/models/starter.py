@@ -23,14 +23,12 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
-import os
-import uuid
 from pathlib import Path
 
-import platformdirs
-
+from desktop.atomic import write_atomic
 from desktop.frozen import bundled_models_dir
 from desktop.models.convert_bert import CONVERTER_VERSION, convert_bert
+from desktop.paths import model_cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +82,17 @@ def bundled_starter() -> Path | None:
 
 def default_model_cache() -> Path:
     """Where converted models live: $SEMDEX_MODEL_CACHE, else the per-user cache folder."""
-    override = os.environ.get("SEMDEX_MODEL_CACHE")
-    if override:
-        return Path(override).expanduser()
-    return Path(platformdirs.user_cache_dir("semdex")) / "models"
+    return model_cache_dir()
+
+
+def starter_location(cache_dir: Path | None = None) -> Path:
+    """Where the starter GGUF is, or will be once converted (nothing is converted here): the
+    model Semdex uses when the person has chosen none."""
+    bundled = bundled_starter()
+    if bundled is not None:
+        return bundled
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_model_cache()
+    return cache_dir / STARTER_FILENAME
 
 
 def starter_model_path(cache_dir: Path | None = None) -> Path:
@@ -98,8 +103,8 @@ def starter_model_path(cache_dir: Path | None = None) -> Path:
     bundled = bundled_starter()
     if bundled is not None:
         return bundled
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_model_cache()
-    gguf_path = cache_dir / STARTER_FILENAME
+    gguf_path = starter_location(cache_dir)
+    cache_dir = gguf_path.parent
     weights = find_starter_weights()
 
     if weights is None:
@@ -164,11 +169,6 @@ def _cached_is_current(gguf_path: Path, expected: dict | None) -> bool:
 
 def _write_stamp(gguf_path: Path, source: dict) -> None:
     stamp = dict(source, gguf_size=gguf_path.stat().st_size)
-    stamp_path = _stamp_path(gguf_path)
-    tmp = stamp_path.with_name(f".{stamp_path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, stamp_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # not synced: a stamp lost in a power cut costs one more conversion (the GGUF it describes
+    # is not synced either, and a stamp whose size does not match the file counts for nothing)
+    write_atomic(_stamp_path(gguf_path), json.dumps(stamp, indent=2) + "\n", fsync=False)

@@ -1,24 +1,76 @@
-"""Answer a query with the best passages: semantic, keyword, or both fused by rank.
+"""A search as either face asks for it: the modes, the filters and their meaning, the hit.
 
-Hybrid uses reciprocal rank fusion, which needs no score calibration between cosine similarity
-and BM25. At most `per_file` passages of one file are returned so a single long document cannot
-fill the page. A passage is returned only while its file row vouches for its content hash: the
-index never shows text that is no longer on disk, even right after a crash.
+Light on purpose (no LanceDB, no llama.cpp): the CLI builds its arguments from it.
 """
 
 from __future__ import annotations
 
-import re
+import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from desktop.index.store import Store
-from desktop.models.embedder import Embedder
+if TYPE_CHECKING:  # (imported by the CLI before it knows it needs LanceDB)
+    from desktop.index.store import Store
 
 MODES = ("semantic", "keyword", "hybrid")
 RRF_K = 60
+# the file-type filter (the window's "All types" box, `semdex search --type`) -> the kinds
+# desktop.extract.kinds gives files
+TYPE_GROUPS: dict[str, tuple[str, ...]] = {
+    "pdf": ("pdf",),
+    "docx": ("docx",),
+    "text": ("text", "markdown", "rst"),
+    "html": ("html",),
+    "code": ("code",),
+}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which passages a search may return: the same meaning in the window and the CLI.
+    Applied by the store before ranking, so a narrow filter never returns fewer hits than
+    there are."""
+
+    kinds: tuple[str, ...] = ()  # file kinds (desktop.extract.kinds); () all
+    folder: str | None = None  # only files under this folder
+    since: float | None = None  # only files modified at or after (epoch seconds)
+    until: float | None = None  # ...and before
+
+    @classmethod
+    def of(cls, types: Sequence[str] = (), folder: str | None = None,
+           since: float | None = None, until: float | None = None) -> Filters:
+        """From type names (TYPE_GROUPS' keys) and a folder as a person gives them."""
+        unknown = [t for t in types if t not in TYPE_GROUPS]
+        if unknown:
+            raise ValueError(f"unknown file type {unknown[0]!r}; use one of "
+                             f"{', '.join(TYPE_GROUPS)}")
+        kinds = tuple(k for t in dict.fromkeys(types) for k in TYPE_GROUPS[t])
+        return cls(kinds, os.path.abspath(os.path.expanduser(folder)) if folder else None,
+                   since, until)
+
+    def __bool__(self) -> bool:
+        return bool(self.kinds or self.folder or self.since is not None
+                    or self.until is not None)
+
+    def where(self, store: Store) -> str | None:
+        return store.where_clause(self.kinds, self.folder, self.since, self.until)
+
+
+NO_FILTER = Filters()
+
+
+@dataclass(frozen=True)
+class Query:
+    """One search as either face asks for it."""
+
+    text: str
+    mode: str = "hybrid"
+    k: int = 10
+    per_file: int | None = 3
+    task: str | None = None
+    instruction: str | None = None
+    filters: Filters = NO_FILTER
 
 
 @dataclass
@@ -33,98 +85,3 @@ class Hit:
     text: str
     kind: str
     rank: int = 0
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d.pop("rank")
-        return d
-
-
-def _cap_per_file(rows: list[dict], per_file: int | None, k: int) -> list[dict]:
-    if not per_file:
-        return rows[:k]
-    counts: dict[str, int] = {}
-    out = []
-    for r in rows:
-        n = counts.get(r["file_id"], 0)
-        if n < per_file:
-            counts[r["file_id"]] = n + 1
-            out.append(r)
-            if len(out) == k:
-                break
-    return out
-
-
-def _valid(store: Store, rows: list[dict]) -> list[dict]:
-    valid = store.valid_hashes(r["file_id"] for r in rows)
-    return [r for r in rows if valid.get(r["file_id"]) == r["hash"]]
-
-
-def _fuse(lists: Sequence[list[dict]]) -> list[dict]:
-    scores: dict[str, float] = {}
-    rows: dict[str, dict] = {}
-    for ranked in lists:
-        for rank, r in enumerate(ranked):
-            scores[r["id"]] = scores.get(r["id"], 0.0) + 1.0 / (RRF_K + rank + 1)
-            rows.setdefault(r["id"], r)
-    order = sorted(scores, key=lambda i: -scores[i])
-    return [{**rows[i], "score": scores[i]} for i in order]
-
-
-def search_vector(store: Store, vector: np.ndarray | None, query: str, *, mode: str = "hybrid",
-                  k: int = 10, per_file: int | None = 3, where: str | None = None) -> list[Hit]:
-    """Search with an already embedded query (None for keyword mode)."""
-    if mode not in MODES:
-        raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
-    total = store.count_chunks()
-    if not total or k <= 0:
-        return []
-    pool = max(50, k * (per_file or 1) * 4)
-    while True:
-        lists = []
-        if mode in ("semantic", "hybrid"):
-            assert vector is not None
-            lists.append(_valid(store, store.vector_search(vector, pool, where)))
-        if mode in ("keyword", "hybrid") and query.strip():
-            lists.append(_valid(store, store.keyword_search(query, pool, where)))
-        rows = lists[0] if len(lists) == 1 else _fuse(lists) if lists else []
-        capped = _cap_per_file(rows, per_file, k)
-        if len(capped) >= k or pool >= total:
-            break
-        pool *= 4  # many passages from the same files: look deeper
-    return [Hit(path=r["path"], score=float(r["score"]), page=r["page"], start=r["start"],
-                end=r["end"], line_start=r["line_start"], line_end=r["line_end"],
-                text=r["text"], kind=r["kind"], rank=i + 1) for i, r in enumerate(capped)]
-
-
-def search(store: Store, embedder: Embedder | None, query: str, *, mode: str = "hybrid",
-           k: int = 10, per_file: int | None = 3, task: str | None = None,
-           instruction: str | None = None, where: str | None = None) -> list[Hit]:
-    vector = None
-    if mode != "keyword":
-        if embedder is None:
-            raise ValueError(f"{mode} search needs the model")
-        vector = embedder.embed_queries([query], task, instruction)[0]
-    return search_vector(store, vector, query, mode=mode, k=k, per_file=per_file, where=where)
-
-
-_WORD = re.compile(r"\w+", re.U)
-
-
-def snippet(text: str, query: str, width: int = 240) -> str:
-    """The stretch of a passage where the query's words are densest, on one line."""
-    flat = " ".join(text.split())
-    if len(flat) <= width:
-        return flat
-    words = {w.lower() for w in _WORD.findall(query) if len(w) > 2}
-    best, best_score = 0, -1
-    for start in range(0, len(flat) - width + 1, max(1, width // 6)):
-        window = flat[start:start + width].lower()
-        score = sum(window.count(w) for w in words)
-        if score > best_score:
-            best, best_score = start, score
-    if best:
-        cut = flat.find(" ", best)
-        best = cut + 1 if 0 <= cut < best + 20 else best
-    out = flat[best:best + width]
-    return ("… " if best else "") + out + (" …" if best + width < len(flat) else "")

@@ -1,4 +1,4 @@
-"""The two background workers of the window: one writes the index, the other searches it.
+"""The window's writer: the background worker that owns the model and the index.
 
 `IndexWorker` is the single long-lived owner of the Engine (the loaded model and the LanceDB
 writer). Moved to its own QThread, its run() loops: apply what the window asked for (add or
@@ -6,11 +6,6 @@ remove a folder, pause, resume, switch model), then run the core's Syncer (catch
 the folders in sync) until the next request interrupts it. The Syncer blocks its thread for as
 long as it watches, so requests travel through a thread-safe queue and interrupt the sync by
 setting its cancel event, rather than as queued slot calls that would wait for the sync to end.
-
-`Searcher` runs queries on a one-thread pool of its own, so a search never waits behind
-indexing: it shares the worker's Engine, whose embedder serialises decodes (a query waits at
-most for one batch of passages) and whose store may be read while it is written. Only the
-latest query's answer is delivered; older ones are skipped or dropped.
 """
 
 from __future__ import annotations
@@ -21,22 +16,19 @@ import os
 import queue
 import threading
 import time
-import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
 
-from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from desktop.engine import Engine
 from desktop.index.indexer import Progress
-from desktop.index.lock import DataDirBusy, WriterLock
-from desktop.index.scan import is_under
+from desktop.index.lock import DataDirBusy
 from desktop.index.sync import Syncer, SyncSettings
+from desktop.logs import error_details
 from desktop.models.embedder import EmbedderSettings
 from desktop.models.gguf_info import ModelFileError
 from desktop.models.profiles import NotAnEmbedder
-from desktop.search import Hit
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +43,7 @@ _BUSY_RETRY = 5.0  # seconds before trying again when another process holds the 
 
 @dataclass
 class _Request:
-    name: str
+    apply: Callable[..., None]  # one of the worker's _do_* methods, run in its thread
     args: tuple = ()
 
 
@@ -99,39 +91,39 @@ class IndexWorker(QObject):
 
     # -- requests: called from the GUI thread ------------------------------------------------
 
-    def _post(self, name: str, *args: object) -> None:
+    def _post(self, apply: Callable[..., None], *args: object) -> None:
         with self._lock:
-            self._requests.put(_Request(name, args))
+            self._requests.put(_Request(apply, args))
             self._cancel.set()  # the sync stops at its next batch and the request is applied
 
     def add_folders(self, paths: Sequence[str]) -> None:
-        self._post("add", [os.fspath(p) for p in paths])
+        self._post(self._do_add, [os.fspath(p) for p in paths])
 
     def remove_folder(self, path: str) -> None:
-        self._post("remove", path)
+        self._post(self._do_remove, path)
 
     def pause(self) -> None:
-        self._post("pause")
+        self._post(self._do_pause)
 
     def resume(self) -> None:
-        self._post("resume")
+        self._post(self._do_resume)
 
     def switch_model(self, path: str, family: str | None = None) -> None:
-        self._post("switch", path, family or None)
+        self._post(self._do_switch, path, family or None)
 
     def apply_settings(self, settings: EmbedderSettings, sync_settings: SyncSettings,
                        excludes: Sequence[str]) -> None:
-        self._post("settings", settings, sync_settings, tuple(excludes))
+        self._post(self._do_settings, settings, sync_settings, tuple(excludes))
 
     def refresh(self) -> None:
-        self._post("refresh")
+        self._post(self._do_refresh)
 
     def stop(self) -> None:
         """Ask run() to return: the sync is cancelled, the model closed, the lock released
         (a trial load under way is stopped too)."""
         self._quit = True
         self._stopping.set()
-        self._post("quit")
+        self._post(self._do_quit)
 
     # -- the loop: runs in the worker's thread -----------------------------------------------
 
@@ -171,7 +163,7 @@ class IndexWorker(QObject):
             return
         while True:
             try:
-                getattr(self, f"_do_{req.name}")(*req.args)
+                req.apply(*req.args)
             except Exception as exc:
                 self._fail(self.tr("Could not complete the request"), exc)
             try:
@@ -244,7 +236,7 @@ class IndexWorker(QObject):
         kind = f"{type(exc).__name__}:{getattr(exc, 'errno', '')}"
         if kind != self._last_sync_error:
             self._last_sync_error = kind
-            details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            details = error_details(exc)
             self.failed.emit(self.tr("Could not update the index ({0}); trying again").format(
                 exc), details)
         self._set_state(RETRYING)  # neither "indexing" nor "up to date" during a back-off
@@ -266,11 +258,7 @@ class IndexWorker(QObject):
     def _do_add(self, paths: list[str]) -> None:
         if self.engine is None:
             raise RuntimeError(self.tr("no model is loaded: choose a model first"))
-        for p in paths:
-            root = os.path.abspath(p)
-            if is_under(root, str(self.engine.data_dir)):
-                raise ValueError(self.tr("{0} is inside Semdex's own data folder").format(root))
-        self.engine.prepare_roots(paths)
+        self.engine.add_folders(paths)
         self._paused = False
         self._emit_status()
 
@@ -278,13 +266,8 @@ class IndexWorker(QObject):
         engine = self.engine
         if engine is None:
             return
-        engine.state.folders.pop(path, None)
-        engine.state.save(engine.data_dir)
-        with WriterLock(engine.data_dir, "index"):
-            for e in {id(e): e for e in (engine, self.search_engine) if e}.values():
-                ids = [r.file_id for r in e.store.file_rows(path).values()]
-                if ids:
-                    e.store.remove_files(ids)
+        others = [self.search_engine.store] if self.search_engine not in (None, engine) else []
+        engine.remove_folder(path, also=others)
         self.folder_removed.emit(path)
         self._emit_status()
 
@@ -391,101 +374,8 @@ class IndexWorker(QObject):
 
     def _fail(self, message: str, exc: BaseException) -> None:
         log.error("%s: %s", message, exc, exc_info=exc)
-        details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        details = error_details(exc)
         if isinstance(exc, (ModelFileError, NotAnEmbedder)):
             self.model_failed.emit(f"{message}: {exc}", details)
         else:
             self.failed.emit(f"{message}: {exc}", details)
-
-
-# -- searching ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SearchRequest:
-    query: str
-    mode: str = "hybrid"
-    k: int = 20
-    per_file: int | None = 3
-    task: str | None = None
-    instruction: str | None = None
-    kinds: tuple[str, ...] = ()  # file kinds to keep (desktop.extract.kinds); () all
-    folder: str | None = None  # only files under this folder
-    modified_after: float | None = None  # only files changed since (epoch seconds)
-
-    @property
-    def filtered(self) -> bool:
-        return bool(self.folder or self.modified_after)
-
-
-def _where(kinds: tuple[str, ...]) -> str | None:
-    if not kinds:
-        return None
-    return "kind IN (" + ", ".join("'" + k.replace("'", "''") + "'" for k in kinds) + ")"
-
-
-def _keep(hit: Hit, req: SearchRequest) -> bool:
-    if req.folder and not is_under(hit.path, req.folder):
-        return False
-    if req.modified_after:
-        try:
-            return os.stat(hit.path).st_mtime >= req.modified_after
-        except OSError:
-            return False
-    return True
-
-
-class Searcher(QObject):
-    """Runs the latest query off the GUI thread; results arrive as `results_arrived`."""
-
-    results_arrived = Signal(int, object, list, float)  # serial, request, hits, seconds
-    search_failed = Signal(int, object, str, str)  # serial, request, message, details
-
-    def __init__(self, parent: QObject | None = None):
-        super().__init__(parent)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
-        self._serial = 0
-        self.engine: Engine | None = None
-
-    @property
-    def latest(self) -> int:
-        return self._serial
-
-    def set_engine(self, engine: Engine | None) -> None:
-        self.engine = engine
-
-    def search(self, req: SearchRequest) -> int:
-        """Queue a search; any earlier one still waiting is skipped. Returns its serial."""
-        self._serial += 1
-        if self.engine is None:
-            return self._serial
-        self._pool.start(partial(self._run, self._serial, req, self.engine))
-        return self._serial
-
-    def cancel(self) -> None:
-        """Forget every search asked for so far (their answers will not arrive)."""
-        self._serial += 1
-
-    def shutdown(self, timeout_ms: int = 5000) -> None:
-        self.cancel()
-        self._pool.clear()
-        self._pool.waitForDone(timeout_ms)
-
-    def _run(self, serial: int, req: SearchRequest, engine: Engine) -> None:
-        if serial != self._serial:
-            return  # a newer query came in while this one waited
-        t0 = time.perf_counter()
-        try:
-            k = req.k * 5 if req.filtered else req.k
-            hits = engine.search(req.query, mode=req.mode, k=k, per_file=req.per_file,
-                                 task=req.task, instruction=req.instruction,
-                                 where=_where(req.kinds))
-            hits = [h for h in hits if _keep(h, req)][:req.k]
-        except Exception as exc:
-            log.warning("search for %r failed", req.query, exc_info=True)
-            if serial == self._serial:
-                details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-                self.search_failed.emit(serial, req, str(exc), details)
-            return
-        if serial == self._serial:
-            self.results_arrived.emit(serial, req, hits, time.perf_counter() - t0)
