@@ -202,6 +202,14 @@ def test_missing_folders_and_unreadable_folders_are_skipped(tmp_path):
     assert len(out) <= 1
 
 
+def test_the_same_place_found_twice_is_not_also_at_itself(tmp_path):
+    """The chosen model lies in Semdex's own folder: found there and as the chosen file."""
+    own = tmp_path / "own"
+    f = write_tiny_llama(own / "e5-mistral.gguf")
+    out = discover([f, own], locations=Locations(semdex=[own]))
+    assert len(out) == 1 and out[0].also_at == []
+
+
 def test_depth_is_capped(tmp_path):
     deep = tmp_path.joinpath(*[f"d{i}" for i in range(8)])
     write_tiny_llama(deep / "e5-mistral.gguf")

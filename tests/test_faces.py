@@ -44,6 +44,7 @@ def semdex(*args: str) -> subprocess.CompletedProcess:
                           text=True, cwd=ROOT, timeout=300, env=dict(os.environ))
 
 
+@pytest.mark.slow
 def test_the_cli_uses_the_settings_data_folder_and_excludes(home, tmp_path, starter_model):
     chosen = tmp_path / "chosen-data"
     Config(data_dir=str(chosen), excludes=["*.secret"], search_mode="keyword").save()
@@ -98,6 +99,7 @@ def test_a_damaged_settings_file_is_told_on_the_command_line(home, starter_model
     assert proc.returncode == 0 and "note: Threads must be at least 1" in proc.stderr
 
 
+@pytest.mark.slow
 def test_removing_a_folder_is_the_same_rule_from_the_cli(home, starter_model):
     docs = home["docs"]
     assert semdex("index", str(docs)).returncode == 0

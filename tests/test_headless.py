@@ -95,6 +95,7 @@ def no_qt(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_index_search_and_status_run_without_qt(tmp_path, no_qt, starter_model):
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -106,6 +106,7 @@ def semdex(data: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_cli_filters_mean_what_the_window_filters_mean(library):
     engine, docs, data = library
     cases = [

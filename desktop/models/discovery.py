@@ -461,7 +461,10 @@ def discover(folders: Iterable[str | os.PathLike[str]] = (), *,
             problem = None
         known = by_real.get(real)
         if known is not None:
-            if (source, location) != (known.source, known.location):
+            # another place holding (or linking to) the same file; the same place found a
+            # second way (the chosen model's folder is Semdex's own, say) is not another place
+            places = {known.location.absolute(), *(p.absolute() for _, p in known.also_at)}
+            if location.absolute() not in places:
                 known.also_at.append((source, location))
             continue
         if len(by_real) >= max_files:

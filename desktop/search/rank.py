@@ -54,14 +54,16 @@ def search_vector(store: Store, vector: np.ndarray | None, query: str, *, mode: 
     """Search with an already embedded query (None for keyword mode)."""
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
-    if k <= 0 or not store.count_chunks():
+    total = store.count_chunks()
+    if k <= 0 or not total:
         return []
     where = filters.where(store)
     if where == NOTHING:
         return []
-    total = store.count_chunks(where)
-    if not total:
-        return []
+    if where:
+        total = store.count_chunks(where)
+        if not total:
+            return []
     pool = max(50, k * (per_file or 1) * 4)
     while True:
         lists = []
