@@ -20,9 +20,8 @@ DAY = 24 * 3600.0
 
 
 @pytest.fixture
-def make_window(qtbot, tmp_path, starter_model, monkeypatch):
-    monkeypatch.setenv("SEMDEX_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("SEMDEX_LOG_DIR", str(tmp_path / "logs"))
+def make_window(qtbot, tmp_path, starter_model):
+    """Windows on this test's own dirs (tests/conftest.py: config in tmp_path/"config")."""
     made = []
 
     def make() -> MainWindow:
