@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
+from desktop.index import indexes
 from desktop.index.chunking import Chunk
 
 log = logging.getLogger(__name__)
@@ -141,6 +143,7 @@ class Store:
         self.files = self._open_or_create(f"files_{key}", FILE_SCHEMA, existing)
         self.chunks = self._open_or_create(f"chunks_{key}", chunk_schema(dims), existing)
         self._has_fts = False  # known to have the full-text index (the writer builds it)
+        self._vector_index_at: tuple[float, bool] | None = None  # (when asked, the answer)
         width = self.chunks.schema.field("vector").type.list_size
         if width != dims:
             raise ValueError(f"index {key} holds {width}-dim vectors, model gives {dims}")
@@ -358,8 +361,25 @@ class Store:
         reading one. Older ones go, so the store does not grow with every write.
         """
         self.ensure_fts()
+        self.ensure_indexes()
         for table in (self.chunks, self.files):
             table.optimize(cleanup_older_than=KEEP_VERSIONS)
+
+    def ensure_indexes(self) -> None:
+        """The scalar and vector indexes the tables' sizes call for (desktop/index/indexes.py);
+        the writer's job, like the full-text index."""
+        indexes.ensure_scalar_indexes(self.chunks, indexes.PASSAGE_SCALARS)
+        indexes.ensure_scalar_indexes(self.files, indexes.FILE_SCALARS)
+        if indexes.ensure_vector_index(self.chunks, self.dims, indexes.IndexBook(self.db_dir)):
+            self._vector_index_at = None  # look again
+
+    def _has_vector_index(self) -> bool:
+        """Whether the passages carry a vector index (another process may build one: asked
+        again every few seconds, not at every query)."""
+        now = time.monotonic()
+        if self._vector_index_at is None or now - self._vector_index_at[0] > 5.0:
+            self._vector_index_at = (now, indexes.has_vector_index(self.chunks))
+        return self._vector_index_at[1]
 
     def ensure_fts(self) -> None:
         """Build the full-text index if there is none (the writer's job: call it under the
@@ -377,10 +397,21 @@ class Store:
 
     # -- search ----------------------------------------------------------------------------
 
-    def vector_search(self, vector: np.ndarray, limit: int, where: str | None = None
-                      ) -> list[dict[str, Any]]:
+    def vector_search(self, vector: np.ndarray, limit: int, where: str | None = None,
+                      filtered_rows: int | None = None) -> list[dict[str, Any]]:
+        """The `limit` passages nearest the vector (dot product), of those `where` keeps.
+
+        Exact below the size where a vector index pays (indexes.py); above it the index,
+        re-ranked exactly, except for a filter that keeps few passages (`filtered_rows`, when
+        the caller has counted them): those are scanned exactly, all of them."""
         q = self.chunks.search(vector.astype(np.float32), vector_column_name="vector")
         q = q.distance_type("dot").limit(limit)
+        if self._has_vector_index():
+            if where and filtered_rows is not None and (
+                    filtered_rows <= indexes.EXACT_FILTERED_ROWS):
+                q = q.bypass_vector_index()
+            else:
+                q = q.nprobes(indexes.NPROBES).refine_factor(indexes.REFINE)
         if where:
             q = q.where(where, prefilter=True)
         rows = q.select([*_RESULT_COLUMNS, "_distance"]).to_arrow().to_pylist()

@@ -69,7 +69,8 @@ def search_vector(store: Store, vector: np.ndarray | None, query: str, *, mode: 
         lists = []
         if mode in ("semantic", "hybrid"):
             assert vector is not None
-            lists.append(_valid(store, store.vector_search(vector, pool, where)))
+            lists.append(_valid(store, store.vector_search(
+                vector, pool, where, filtered_rows=total if where else None)))
         if mode in ("keyword", "hybrid") and query.strip():
             lists.append(_valid(store, store.keyword_search(query, pool, where)))
         rows = lists[0] if len(lists) == 1 else _fuse(lists) if lists else []

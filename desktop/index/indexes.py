@@ -1,0 +1,132 @@
+"""Which indexes a model's tables carry, decided by the writer from their size.
+
+- **Vectors.** Below VECTOR_INDEX_MIN_FLOATS (rows x dimensions) search is an exact scan: one
+  pass over the vectors, fast at that size and never wrong. Above it an IVF index with the dot
+  metric (the store's), searched with NPROBES partitions and re-ranked exactly over REFINE times
+  the hits asked for: IVF_PQ for up to 1024 dimensions, IVF_RQ (RaBitQ) for the 4096 of the 7B
+  embedders (../shared/SCALE.md: a metric other than the index's falls back to a scan). New
+  rows are folded in by optimize() as delta segments, and searched exactly until then; the
+  index is built again when the table has grown GROWTH_REBUILD-fold since it was trained, or
+  holds more than MAX_DELTAS segments.
+- **Scalars.** BTREE on the passage id, file id and path and BITMAP on the kind (passages);
+  BTREE on the file id and path and BITMAP on the folder (files), once a table has
+  SCALAR_INDEX_MIN_ROWS rows: the prefilters of search and the writer's lookups by file then
+  read an index instead of a column.
+
+Only the writer builds them (Store.optimize, under the writer lock); a search never does. What
+was built, and at what size, is kept beside the tables in `index-builds.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from desktop.atomic import write_atomic
+
+log = logging.getLogger(__name__)
+
+VECTOR_INDEX_MIN_FLOATS = 130_000_000  # ~340k x 384, ~32k x 4096 (about 0.5 GB of vectors)
+SCALAR_INDEX_MIN_ROWS = 20_000
+GROWTH_REBUILD = 2.0
+MAX_DELTAS = 8
+ROWS_PER_PARTITION = 4096
+NPROBES = 20
+REFINE = 10
+EXACT_FILTERED_ROWS = 50_000  # a filter keeping fewer passages: exact scan over just those
+BUILDS_FILE = "index-builds.json"
+
+VECTOR_INDEX = "vector_idx"
+PASSAGE_SCALARS = (("id", "btree"), ("file_id", "btree"), ("path", "btree"),
+                   ("kind", "bitmap"))
+FILE_SCALARS = (("file_id", "btree"), ("path", "btree"), ("root", "bitmap"))
+
+
+def vector_index_wanted(rows: int, dims: int) -> bool:
+    return rows * dims >= VECTOR_INDEX_MIN_FLOATS
+
+
+def vector_index_config(rows: int, dims: int) -> Any:
+    from lancedb.index import IvfPq, IvfRq
+
+    partitions = max(1, rows // ROWS_PER_PARTITION)
+    if dims > 1024:
+        return IvfRq(distance_type="dot", num_partitions=partitions)
+    return IvfPq(distance_type="dot", num_partitions=partitions,
+                 num_sub_vectors=max(1, dims // 8))
+
+
+def _scalar_config(kind: str) -> Any:
+    from lancedb.index import Bitmap, BTree
+
+    return BTree() if kind == "btree" else Bitmap()
+
+
+class IndexBook:
+    """index-builds.json: per table, the rows its vector index was trained on."""
+
+    def __init__(self, db_dir: Path):
+        self.path = db_dir / BUILDS_FILE
+
+    def read(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def note(self, table: str, **entry: Any) -> None:
+        data = self.read()
+        data[table] = {**data.get(table, {}), **entry}
+        write_atomic(self.path, json.dumps(data, indent=2), fsync=False)
+
+
+def _names(table: Any) -> set[str]:
+    return {getattr(i, "name", "") for i in table.list_indices()}
+
+
+def ensure_scalar_indexes(table: Any, columns: tuple[tuple[str, str], ...]) -> list[str]:
+    """Build the missing scalar indexes of a table that is large enough; their names."""
+    if table.count_rows() < SCALAR_INDEX_MIN_ROWS:
+        return []
+    have = _names(table)
+    built = []
+    for column, kind in columns:
+        name = f"{column}_idx"
+        if name not in have:
+            table.create_index(column, config=_scalar_config(kind), name=name)
+            built.append(name)
+    if built:
+        log.info("built scalar indexes %s on %s", ", ".join(built), table.name)
+    return built
+
+
+def ensure_vector_index(table: Any, dims: int, book: IndexBook) -> str | None:
+    """Build (or build again) the vector index when the table calls for one; what was done:
+    "built", "rebuilt" or None."""
+    rows = table.count_rows()
+    if not vector_index_wanted(rows, dims):
+        return None
+    trained = book.read().get(table.name, {}).get("rows")
+    if VECTOR_INDEX in _names(table):
+        stats = table.index_stats(VECTOR_INDEX)
+        if not trained:  # built before the book was kept (or it was lost): from now on
+            trained = max(1, stats.num_indexed_rows)
+            book.note(table.name, rows=trained, type=stats.index_type)
+        if rows < trained * GROWTH_REBUILD and stats.num_indices <= MAX_DELTAS:
+            return None
+        done = "rebuilt"
+    else:
+        done = "built"
+    config = vector_index_config(rows, dims)
+    log.info("%s the vector index of %s: %s over %d rows", done, table.name,
+             type(config).__name__, rows)
+    table.create_index("vector", config=config, name=VECTOR_INDEX, replace=True)
+    book.note(table.name, rows=rows, type=type(config).__name__)
+    return done
+
+
+def has_vector_index(table: Any) -> bool:
+    return VECTOR_INDEX in _names(table)

@@ -1,0 +1,139 @@
+"""The store's indexes (desktop/index/indexes.py) on a real LanceDB: built by the writer once a
+table is large enough (the thresholds are lowered here so that a few thousand passages count as
+large), searched with recall against exact numpy ground truth, exact under narrow filters, new
+rows found before they are folded in, and rebuilt when the table has grown."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from desktop.index import indexes
+from desktop.index.store import FileRow, Store
+from desktop.search.query import Filters
+from desktop.search.rank import search_vector
+
+DIMS = 64
+PER_FILE = 20
+KINDS = ("pdf", "text", "markdown", "code", "html")
+
+
+def clustered(rng: np.random.Generator, n: int, centres: np.ndarray) -> np.ndarray:
+    """Unit vectors around cluster centres, as real embeddings cluster (not i.i.d. noise)."""
+    x = centres[rng.integers(0, len(centres), n)] + 0.35 * rng.standard_normal((n, DIMS))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def fill(store: Store, rng: np.random.Generator, centres: np.ndarray, files: range) -> None:
+    chunks, rows = [], []
+    vectors = clustered(rng, len(files) * PER_FILE, centres)
+    for n, i in enumerate(files):
+        fid, kind, path = f"f{i:06}", KINDS[i % len(KINDS)], f"/lib/d{i % 10}/file{i}.txt"
+        for j in range(PER_FILE):
+            chunks.append({"id": f"{fid}:{j}", "file_id": fid, "hash": "h", "path": path,
+                           "kind": kind, "ordinal": j, "page": None, "start": 0, "end": 1,
+                           "line_start": 1, "line_end": 1, "n_tokens": 3,
+                           "text": f"passage {j} of file {i}",
+                           "vector": vectors[n * PER_FILE + j].tolist()})
+        rows.append(FileRow(fid, path, f"/lib/d{i % 10}", kind, 1, 1, "h", "ok", "",
+                            PER_FILE, 3 * PER_FILE, "v", 0.0))
+    store.write(chunks, rows)
+
+
+@pytest.fixture
+def small_thresholds(monkeypatch):
+    monkeypatch.setattr(indexes, "VECTOR_INDEX_MIN_FLOATS", 2000 * DIMS)
+    monkeypatch.setattr(indexes, "SCALAR_INDEX_MIN_ROWS", 1000)
+    monkeypatch.setattr(indexes, "ROWS_PER_PARTITION", 256)
+    monkeypatch.setattr(indexes, "EXACT_FILTERED_ROWS", 500)
+
+
+def exact_top(store: Store, q: np.ndarray, k: int, where: str | None = None) -> list[str]:
+    tbl = store.chunks.search().where(where) if where else store.chunks.search()
+    t = tbl.select(["id", "vector"]).limit(None).to_arrow()
+    x = np.asarray(t.column("vector").to_pylist(), dtype=np.float32)
+    order = np.argsort(-(x @ q))[:k]
+    ids = t.column("id").to_pylist()
+    return [ids[i] for i in order]
+
+
+def test_small_tables_stay_exact_and_unindexed(tmp_path):
+    rng = np.random.default_rng(1)
+    store = Store(tmp_path / "db", "t", DIMS)
+    fill(store, rng, rng.standard_normal((40, DIMS)), range(100))
+    store.optimize()
+    assert {i.name for i in store.chunks.list_indices()} == {"text_idx"}
+    assert not (tmp_path / "db" / indexes.BUILDS_FILE).exists()
+
+
+def test_large_tables_get_their_indexes_and_keep_recall(tmp_path, small_thresholds):
+    rng = np.random.default_rng(2)
+    centres = rng.standard_normal((60, DIMS))
+    store = Store(tmp_path / "db", "t", DIMS)
+    fill(store, rng, centres, range(300))  # 6,000 passages
+    store.optimize()
+    chunk_idx = {i.name: i.index_type for i in store.chunks.list_indices()}
+    assert chunk_idx == {"text_idx": "FTS", "vector_idx": "IvfPq", "id_idx": "BTree",
+                         "file_id_idx": "BTree", "path_idx": "BTree", "kind_idx": "Bitmap"}
+    assert store.chunks.index_stats("vector_idx").distance_type == "dot"
+    # (the files table has 300 rows: under the lowered threshold of 1,000, no indexes)
+    assert {i.name for i in store.files.list_indices()} == set()
+
+    queries = clustered(rng, 30, centres)
+    recall = []
+    for q in queries:
+        hits = store.vector_search(q, 10)
+        truth = exact_top(store, q, 10)
+        recall.append(len({h["id"] for h in hits} & set(truth)) / 10)
+    assert np.mean(recall) >= 0.95, recall
+
+    # a narrow filter is scanned exactly: every passage it keeps, in exact order
+    q = queries[0]
+    where = "file_id IN ('f000007', 'f000012')"
+    hits = store.vector_search(q, 50, where, filtered_rows=store.count_chunks(where))
+    assert [h["id"] for h in hits] == exact_top(store, q, 50, where)
+    assert len(hits) == 2 * PER_FILE
+    # and through the core's search, with the window's filters
+    d3 = search_vector(store, q, "", mode="semantic", k=100, per_file=None,
+                       filters=Filters(folder="/lib/d3"))
+    assert len(d3) == 100 and all(h.path.startswith("/lib/d3/") for h in d3)
+    pdf = search_vector(store, q, "", mode="semantic", k=10, per_file=None,
+                        filters=Filters(kinds=("pdf",)))
+    assert [h.kind for h in pdf] == ["pdf"] * 10
+
+
+def test_new_rows_are_found_before_they_are_folded_in_and_growth_rebuilds(tmp_path,
+                                                                         small_thresholds):
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((60, DIMS))
+    store = Store(tmp_path / "db", "t", DIMS)
+    fill(store, rng, centres, range(150))  # 3,000 passages: indexed
+    store.optimize()
+    book = indexes.IndexBook(tmp_path / "db").read()
+    assert book[store.chunks.name]["rows"] == 3000
+    # a file written after the index was built: its passages are found at once, exactly
+    fill(store, rng, centres, range(150, 151))
+    fresh = store.chunks.search().where("file_id = 'f000150'").select(["vector"]).limit(1)
+    v = np.asarray(fresh.to_arrow().column("vector").to_pylist()[0], dtype=np.float32)
+    assert store.chunks.index_stats("vector_idx").num_unindexed_rows == PER_FILE
+    assert store.vector_search(v, 1)[0]["file_id"] == "f000150"
+    # optimize folds it in; grown two-fold since training, the index is trained again
+    store.optimize()
+    assert store.chunks.index_stats("vector_idx").num_unindexed_rows == 0
+    assert indexes.IndexBook(tmp_path / "db").read()[store.chunks.name]["rows"] == 3000
+    fill(store, rng, centres, range(151, 310))
+    store.optimize()
+    assert indexes.IndexBook(tmp_path / "db").read()[store.chunks.name]["rows"] == 6200
+    # a lost book is not a reason to train again: the index's own count is taken
+    (tmp_path / "db" / indexes.BUILDS_FILE).unlink()
+    store.optimize()
+    assert indexes.IndexBook(tmp_path / "db").read()[store.chunks.name]["rows"] == 6200
+
+
+def test_4096_dimensions_get_rabitq():
+    from lancedb.index import IvfPq, IvfRq
+
+    assert isinstance(indexes.vector_index_config(100_000, 4096), IvfRq)
+    assert isinstance(indexes.vector_index_config(1_000_000, 384), IvfPq)
+    assert not indexes.vector_index_wanted(300_000, 384)  # 115M floats: an exact scan
+    assert indexes.vector_index_wanted(400_000, 384) and indexes.vector_index_wanted(40_000, 4096)
