@@ -135,5 +135,5 @@ def test_4096_dimensions_get_rabitq():
 
     assert isinstance(indexes.vector_index_config(100_000, 4096), IvfRq)
     assert isinstance(indexes.vector_index_config(1_000_000, 384), IvfPq)
-    assert not indexes.vector_index_wanted(300_000, 384)  # 115M floats: an exact scan
-    assert indexes.vector_index_wanted(400_000, 384) and indexes.vector_index_wanted(40_000, 4096)
+    assert not indexes.vector_index_wanted(40_000, 384)  # 15M floats: an exact scan
+    assert indexes.vector_index_wanted(50_000, 384) and indexes.vector_index_wanted(4_000, 4096)

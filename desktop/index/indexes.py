@@ -28,8 +28,8 @@ from desktop.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
-VECTOR_INDEX_MIN_FLOATS = 130_000_000  # ~340k x 384, ~32k x 4096 (about 0.5 GB of vectors)
-SCALAR_INDEX_MIN_ROWS = 20_000
+VECTOR_INDEX_MIN_FLOATS = 16_000_000  # ~42k x 384, ~4k x 4096 (64 MB of vectors; bench/scale.py)
+SCALAR_INDEX_MIN_ROWS = 5_000
 GROWTH_REBUILD = 2.0
 MAX_DELTAS = 8
 ROWS_PER_PARTITION = 4096
