@@ -137,3 +137,12 @@ def test_4096_dimensions_get_rabitq():
     assert isinstance(indexes.vector_index_config(1_000_000, 384), IvfPq)
     assert not indexes.vector_index_wanted(40_000, 384)  # 15M floats: an exact scan
     assert indexes.vector_index_wanted(50_000, 384) and indexes.vector_index_wanted(4_000, 4096)
+
+
+def test_every_store_of_the_process_shares_one_bounded_session(tmp_path):
+    a = Store(tmp_path / "db", "a", DIMS)
+    b = Store(tmp_path / "other", "b", DIMS)
+    assert a.session is b.session
+    rng = np.random.default_rng(4)
+    fill(b, rng, rng.standard_normal((5, DIMS)), range(3))
+    assert b.count_chunks() == 3 * PER_FILE and a.count_chunks() == 0

@@ -98,6 +98,22 @@ def sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+INDEX_CACHE_BYTES = 1 << 30  # index pages kept in memory, all tables of the process together
+METADATA_CACHE_BYTES = 256 << 20
+_session: Any = None
+
+
+def shared_session() -> Any:
+    """One LanceDB session for every table this process opens: its caches are bounded once
+    for all of them (LanceDB's default is 6 GiB of index and 1 GiB of metadata cache per
+    table), beside a model that may need most of the memory."""
+    global _session
+    if _session is None:
+        _session = lancedb.Session(index_cache_size_bytes=INDEX_CACHE_BYTES,
+                                   metadata_cache_size_bytes=METADATA_CACHE_BYTES)
+    return _session
+
+
 def _in_lists(values: Sequence[str]) -> Iterable[str]:
     """The values as the insides of `IN (...)` lists of at most _IN_BATCH each."""
     for i in range(0, len(values), _IN_BATCH):
@@ -138,7 +154,9 @@ class Store:
         self.db_dir = db_dir
         # Every read checks for a newer version: a long-lived reader (a window, a second
         # process) must see what the writer committed, not the version it first read.
-        self.db = lancedb.connect(str(db_dir), read_consistency_interval=timedelta(0))
+        self.session = shared_session()
+        self.db = lancedb.connect(str(db_dir), read_consistency_interval=timedelta(0),
+                                  session=self.session)
         existing = set(self._table_names())
         self.files = self._open_or_create(f"files_{key}", FILE_SCHEMA, existing)
         self.chunks = self._open_or_create(f"chunks_{key}", chunk_schema(dims), existing)
