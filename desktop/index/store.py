@@ -23,6 +23,7 @@ from typing import Any
 import lancedb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from desktop.index import indexes
 from desktop.index.chunking import Chunk
@@ -247,29 +248,28 @@ class Store:
             prefix = folder if folder.endswith(os.sep) else folder + os.sep
             parts.append(f"starts_with(path, {sql_str(prefix)})")
         if since is not None or until is not None:
-            conds = ["status = 'ok'"]
-            if since is not None:
-                conds.append(f"mtime_ns >= {int(since * 1e9)}")
-            if until is not None:
-                conds.append(f"mtime_ns < {int(until * 1e9)}")
-            scope = ["status = 'ok'"] + parts  # the files the other filters leave
-            ids = self._file_ids(" AND ".join(conds + parts))
-            if not ids:
+            # the files the other filters leave, and which of them were modified in the span
+            tbl = (self.files.search().where(" AND ".join(["status = 'ok'", *parts]))
+                   .select(["file_id", "mtime_ns"]).limit(None).to_arrow()
+                   if self.files.count_rows() else None)
+            if tbl is None or not tbl.num_rows:
                 return NOTHING
-            others = self._file_ids(" AND ".join(scope))
+            mtime = tbl.column("mtime_ns")
+            keep = pc.and_(pc.greater_equal(mtime, int(since * 1e9)) if since is not None
+                           else pa.scalar(True),
+                           pc.less(mtime, int(until * 1e9)) if until is not None
+                           else pa.scalar(True))
+            ids = tbl.column("file_id")
+            inside = ids.filter(keep).to_pylist()
+            if not inside:
+                return NOTHING
             # the shorter list: those that match, or those (of the rest) that do not
-            if len(ids) * 2 <= len(others):
-                parts.append(f"file_id IN ({', '.join(sql_str(x) for x in ids)})")
-            elif len(ids) < len(others):
-                rest = sorted(set(others) - set(ids))
-                parts.append(f"file_id NOT IN ({', '.join(sql_str(x) for x in rest)})")
+            if len(inside) * 2 <= tbl.num_rows:
+                parts.append(f"file_id IN ({', '.join(sql_str(x) for x in inside)})")
+            elif len(inside) < tbl.num_rows:
+                outside = ids.filter(pc.invert(keep)).to_pylist()
+                parts.append(f"file_id NOT IN ({', '.join(sql_str(x) for x in outside)})")
         return " AND ".join(parts) or None
-
-    def _file_ids(self, where: str) -> list[str]:
-        if not self.files.count_rows():
-            return []
-        tbl = self.files.search().where(where).select(["file_id"]).limit(None).to_arrow()
-        return tbl.column("file_id").to_pylist()
 
     def valid_hashes(self, file_ids: Iterable[str]) -> dict[str, str]:
         """file_id -> hash of the files whose passages may be shown."""

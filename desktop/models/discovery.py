@@ -36,6 +36,7 @@ from desktop.models.gguf_info import (
     ModelFileError,
     ModelInfo,
     as_int,
+    other_parts,
     read_model_info,
     split_part,
     split_position,
@@ -369,13 +370,8 @@ def _examine(found: DiscoveredModel, family: str | None) -> None:
     if split or (count and count > 1):
         total = split[1] if split else count or 1
         found.split_parts = total
-        missing = []
-        for i in range(2, total + 1):
-            part = split_part(found.location, i, total)
-            try:
-                found.size_bytes += part.stat().st_size
-            except OSError:
-                missing.append(part.name)
+        extra, missing = other_parts(found.location, total)
+        found.size_bytes += extra
         if missing:
             found.problem = (f"split model with {len(missing)} of {total} parts missing "
                              f"({', '.join(missing[:3])})")

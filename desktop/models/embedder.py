@@ -28,8 +28,8 @@ from desktop.models.gguf_info import (
     ModelFileError,
     ModelInfo,
     as_int,
+    other_parts,
     read_model_info,
-    split_part,
     split_position,
 )
 from desktop.models.gpu import GpuInfo, detect
@@ -128,13 +128,7 @@ def _other_parts_bytes(info: ModelInfo) -> int:
     count = as_int(info.get("split.count")) or 1
     if count < 2 or split_position(info.path) is None:
         return 0
-    total = 0
-    for i in range(2, count + 1):
-        try:
-            total += split_part(info.path, i, count).stat().st_size
-        except OSError:
-            pass
-    return total
+    return other_parts(info.path, count)[0]
 
 
 def resolve_gpu_layers(info: ModelInfo, batch_tokens: int, requested: int | None,

@@ -197,6 +197,19 @@ def split_part(path: Path, part: int, total: int) -> Path:
     return path.with_name(_SPLIT_NAME.sub(f"-{part:05d}-of-{total:05d}.gguf", path.name))
 
 
+def other_parts(path: Path, total: int) -> tuple[int, list[str]]:
+    """Parts 2..total of a split model beside ``path`` (part 1): their bytes together, and the
+    names of those that are missing."""
+    size, missing = 0, []
+    for i in range(2, total + 1):
+        part = split_part(path, i, total)
+        try:
+            size += part.stat().st_size
+        except OSError:
+            missing.append(part.name)
+    return size, missing
+
+
 class _Reader:
     def __init__(self, f: BinaryIO, size: int):
         self.f = f
