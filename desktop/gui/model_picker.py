@@ -243,6 +243,7 @@ class ModelPickerDialog(QDialog):
         self.accelerator.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self._save_problem = ""  # a model folder that could not be saved in the settings
         self.status = QLabel()
+        self.status.setWordWrap(True)  # a long note must not widen the dialog
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)
         self.busy.setMaximumWidth(160)
@@ -547,9 +548,10 @@ class ModelPickerDialog(QDialog):
                 self.config.save()
             except (OSError, ConfigError) as exc:
                 log.warning("cannot save the model folder %s: %s", path, exc)
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 self._save_problem = self.tr(
                     "The folder is searched now, but could not be saved in the settings ({0}): "
-                    "it will be forgotten when Semdex closes.").format(exc)
+                    "it will be forgotten when Semdex closes.").format(why)
         self.rescan()
 
     # -- for the main window and tests --------------------------------------------------------
