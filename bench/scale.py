@@ -20,8 +20,11 @@ bookkeeping cost at that size:
 * recall@10 of semantic search against exact numpy ground truth (X @ q over every stored
   vector, computed batch by batch as they are written), per filter; whether a filtered query
   returns as many results as exist (up to k), for every mode, and never a passage outside it;
-* the whole-table bookkeeping calls: `Store.file_rows()`, `Store.folder_counts()`,
-  `Store.purge_orphans()` on the clean store, each timed once.
+* the bookkeeping that reads whole tables, each timed once on the clean store with its files
+  made on disk (sparse files of the recorded size and mtime, in a phase of their own):
+  `Store.file_rows()`, `Store.folder_counts()`, `Store.purge_orphans()`, `Engine.status()`
+  (each folder's pending count stats every file) and the sync planner of a full re-scan
+  (`Indexer.plan`: every file stat'ed and compared with its row; all must come out unchanged).
 
 Usage:
     python bench/scale.py                          # 384-d at 10k and 100k, 4096-d at 10k
@@ -63,7 +66,8 @@ KINDS = ("pdf", "text", "markdown", "code", "html")
 EXTS = {"pdf": "pdf", "text": "txt", "markdown": "md", "code": "py", "html": "html"}
 FOLDERS = 50
 SUBFOLDERS = 20
-BENCH_ROOT = "/bench"  # the watched folder the synthetic files live in (never touched on disk)
+BENCH_ROOT = "library"  # the watched folder, in each size's folder: its files are made on disk
+# (sparse, with the size and mtime the files table records) only for the bookkeeping phase
 LATENT = 64
 FILE_SPREAD = 0.2  # a file's centre around its cluster's (per latent dimension)
 PASSAGE_SPREAD = 0.25  # a passage around its file's centre
@@ -108,6 +112,7 @@ class Library:
 
     def __init__(self, spec: dict):
         self.spec = spec
+        self.root = spec["root"]
         seed, dims, n = spec["seed"], spec["dims"], spec["rows"]
         self.dims = dims
         self.rows = n
@@ -130,7 +135,7 @@ class Library:
         self.file_cluster = frng.choice(k, self.n_files, p=self.weights).astype(np.int32)
 
     def folder_of(self, i: int) -> str:
-        return f"{BENCH_ROOT}/f{i % FOLDERS:02d}"
+        return f"{self.root}/f{i % FOLDERS:02d}"
 
     def file_dir(self, i: int) -> str:
         return f"{self.folder_of(i)}/g{(i // FOLDERS) % SUBFOLDERS:02d}/d{i:07d}"
@@ -243,7 +248,7 @@ def file_rows(lib: Library, b: dict, now: float) -> list:
     for j in range(nf):
         i = f0 + j
         path = lib.file_path(i)
-        out.append(FileRow(file_id=file_id_for(path), path=path, root=BENCH_ROOT,
+        out.append(FileRow(file_id=file_id_for(path), path=path, root=lib.root,
                            kind=KINDS[lib.file_kind[i]], size=int(size[j]),
                            mtime_ns=1_700_000_000_000_000_000 + i * 1_000_000_000,
                            hash=file_hash(lib, i), status="ok", reason="",
@@ -516,22 +521,73 @@ def phase_query(spec: dict, size_dir: Path) -> dict:
                 checks[mode][f]["recall_at_k"] = round(statistics.fmean(recall), 4)
                 checks[mode][f]["recall_min"] = round(min(recall), 4)
 
-    book = {}
-    for name in ("file_rows", "folder_counts", "purge_orphans"):
-        t = time.perf_counter()
-        res = getattr(store, name)()
-        book[name] = {"s": round(time.perf_counter() - t, 4),
-                      "result": res if isinstance(res, int) else len(res)}
-    assert book["purge_orphans"]["result"] == 0, book
     return {"open_s": round(open_s, 3), "latency_ms": latency, "checks": checks,
-            "bookkeeping": book,
             "exist_mean": {f: round(statistics.fmean(v), 1) for f, v in exist.items()},
             "keyword_matching_mean": {f: round(statistics.fmean(v), 1)
                                       for f, v in truth["keyword_matching"].items()},
             "peak_rss_mb": peak_rss_mb()}
 
 
-PHASES = {"write": phase_write, "index": phase_index, "query": phase_query}
+def make_tree(store, root: str) -> int:
+    """The library's files on disk, as the files table records them: sparse files of the
+    recorded size, with the recorded mtime (so a re-scan finds every one unchanged)."""
+    shutil.rmtree(root, ignore_errors=True)
+    n = 0
+    for row in store.file_rows().values():
+        os.makedirs(os.path.dirname(row.path), exist_ok=True)
+        with open(row.path, "wb") as fh:
+            fh.truncate(row.size)
+        os.utime(row.path, ns=(row.mtime_ns, row.mtime_ns))
+        n += 1
+    return n
+
+
+def phase_book(spec: dict, size_dir: Path) -> dict:
+    """The bookkeeping that reads whole tables, on the clean store with its files on disk:
+    the store's file rows, folder counts and orphan purge, the engine's status (with each
+    folder's pending count: a stat of every file) and the sync planner of a full re-scan
+    (Indexer.plan: every file stat'ed and compared with its row)."""
+    from desktop.engine import Engine
+    from desktop.index.indexer import Indexer
+
+    store = open_store(spec, size_dir / "db")
+    root = spec["root"]
+    t = time.perf_counter()
+    files = make_tree(store, root)
+    book: dict = {"files": files, "tree_s": round(time.perf_counter() - t, 2)}
+
+    def timed(name: str, fn):
+        t = time.perf_counter()
+        res = fn()
+        book[name] = {"s": round(time.perf_counter() - t, 4)}
+        return res
+
+    timed("file_rows", store.file_rows)
+    timed("folder_counts", store.folder_counts)
+    removed = timed("purge_orphans", store.purge_orphans)
+    assert removed == 0, removed
+    # A real engine whose library is this folder, with the bench store in place of the
+    # model's (the bench tables have a key of their own); the starter model is loaded only
+    # for the planner's passage settings, never to embed.
+    engine = Engine(size_dir / "engine")
+    engine._store = store
+    engine.state.add_folder(root)
+    status = timed("status", engine.status)
+    folder = status["folders"][0]
+    assert folder["files_indexed"] == files and folder["pending"] == 0, folder
+    timed("engine_folder_counts", engine.folder_counts)
+    indexer = Indexer(store, engine.embedder)
+    indexer.passage_version = "bench/scale"  # the passage version the bench rows carry
+    todo, gone, problems, unchanged, _ = timed(
+        "plan", lambda: indexer.plan([root], library=[root]))
+    assert (len(todo), len(gone), len(problems), unchanged) == (0, 0, 0, files)
+    engine.close()
+    book["peak_rss_mb"] = peak_rss_mb()
+    shutil.rmtree(root, ignore_errors=True)
+    return book
+
+
+PHASES = {"write": phase_write, "index": phase_index, "query": phase_query, "book": phase_book}
 
 
 def child(phase: str, size_dir: Path) -> int:
@@ -679,14 +735,19 @@ def print_tables(res: dict) -> None:
             total = sum(ch[f]["queries"] for f in FILTERS)
             print(f"| {size_label(r)} | {mode} | {' | '.join(cells)} | "
                   f"{bad[0]} / {bad[1]} / {bad[2]} of {total} |")
-    print("\nBookkeeping on the clean store (each called once, after the queries):\n")
-    print("| passages × dims | file_rows() | folder_counts() | purge_orphans() | store open |")
-    print("|---|---|---|---|---|")
+    print("\nBookkeeping on the clean store, its files on disk (each called once):\n")
+    print("| passages × dims | files | file_rows() | folder_counts() | purge_orphans() | "
+          "status | sync planner (full re-scan) | store open |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in res["sizes"]:
         b = r["query"]["bookkeeping"]
-        print(f"| {size_label(r)} | {b['file_rows']['s'] * 1000:.0f} ms | "
-              f"{b['folder_counts']['s'] * 1000:.0f} ms | {b['purge_orphans']['s'] * 1000:.0f} ms"
-              f" | {r['query']['open_s'] * 1000:.0f} ms |")
+
+        def ms(name: str, b: dict = b) -> str:
+            return f"{b[name]['s'] * 1000:.0f} ms"
+
+        print(f"| {size_label(r)} | {b['files']:,} | {ms('file_rows')} | {ms('folder_counts')}"
+              f" | {ms('purge_orphans')} | {ms('status')} | {ms('plan')} | "
+              f"{r['query']['open_s'] * 1000:.0f} ms |")
 
 
 def main() -> int:
@@ -734,8 +795,9 @@ def main() -> int:
     print(f"store {env['store_sha256']}, constants {env['constants']}", file=sys.stderr)
     for dims, n in sizes:
         n -= n % PER_FILE_PASSAGES
-        spec = {**common, "dims": dims, "rows": n}
         size_dir = args.out / "scale" / f"{dims}x{n}"
+        spec = {**common, "dims": dims, "rows": n,
+                "root": str((size_dir / BENCH_ROOT).resolve())}
         size_dir.mkdir(parents=True, exist_ok=True)
         kept = size_dir / "spec.json"
         stamp = {**spec, "store": env["store_sha256"]}
@@ -755,6 +817,7 @@ def main() -> int:
             ix = run_phase("index", size_dir)
             print(f"  optimize {ix['optimize_s']:.1f} s; {ix['indexes']}", file=sys.stderr)
         q = run_phase("query", size_dir)
+        q["bookkeeping"] = run_phase("book", size_dir)
         results["sizes"].append({"spec": spec, "reused": reuse, "write": w, "index": ix,
                                  "query": q, "size_s": round(time.perf_counter() - t, 1)})
         print(f"  done in {time.perf_counter() - t:.0f} s", file=sys.stderr)

@@ -39,6 +39,9 @@ def _common(p: argparse.ArgumentParser, *, defaults: bool) -> None:
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the model", **kw)
     p.add_argument("--gpu-layers", type=int, metavar="N",
                    help="layers to offload to the GPU (-1: all)", **kw)
+    p.add_argument("--embed-url", metavar="URL", help="compute vectors on an embedding "
+                   "server (OpenAI /v1/embeddings, e.g. llama-server) with the model of "
+                   "--model: http://gpu-box:8080/v1", **kw)
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr", **kw)
 
 
@@ -168,10 +171,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:  # llama.cpp's chatter is for --verbose; its errors still show
         logging.getLogger("llama_cpp").setLevel(logging.ERROR)
     from desktop.index.lock import DataDirBusy
+    from desktop.models.server_url import EmbedServerError
 
     try:
         return COMMANDS[args.command](args)
-    except (CliError, DataDirBusy) as exc:
+    except (CliError, DataDirBusy, EmbedServerError) as exc:
         print(f"semdex: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -213,7 +217,7 @@ def _engine(args: argparse.Namespace):
 
     settings = _config(args).embedder_settings(
         chunk_tokens=getattr(args, "chunk_tokens", None), threads=args.threads,
-        gpu_layers=args.gpu_layers)
+        gpu_layers=args.gpu_layers, embed_url=args.embed_url)
     try:
         return Engine(_data_dir(args), args.model, args.family, settings)
     except (ModelFileError, NotAnEmbedder, StarterModelMissing) as exc:
@@ -282,7 +286,7 @@ def _describe(prog) -> str:
     if prog.phase == "scanning":
         return "Scanning folders…"
     if prog.phase == "finishing":
-        return "Updating the full-text index…"
+        return prog.step or "Updating the keyword index…"
     return (f"Indexing {prog.files_done:,}/{prog.files_total:,} files · "
             f"{prog.chunks:,} passages · {prog.tokens_per_s:,.0f} tok/s · "
             f"ETA {format_duration(prog.eta_s, compact=True)}")
@@ -533,8 +537,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"Data dir: {st['data_dir']}")
     print(f"Model:    {m['name']} ({m['family']}, {m['dims']} dims, {m['quantization']})"
           + ("  [starter]" if m["starter"] else ""))
+    if m.get("embed_url"):
+        print(f"Vectors:  from the embedding server {m['embed_url']}")
     check = m.get("check")
-    if check is None:
+    if m.get("embed_url"):
+        pass  # the server loads the weights: no trial load here
+    elif check is None:
         print("Check:    not tried yet (it is, in a separate process, before its first use)")
     elif check["ok"]:
         print(f"Check:    passed its trial load ({check['seconds']:.1f} s, "
@@ -569,7 +577,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     from desktop.models.survey import survey
     from desktop.paths import resolve_data_dir
 
-    state = State.load(resolve_data_dir(_data_dir(args)))
+    located = resolve_data_dir(_data_dir(args))
+    if isinstance(located, str):  # on object storage
+        from desktop.index.remote_dir import RemoteDocs, connect
+
+        state = State.load(RemoteDocs(connect(located)))
+    else:
+        state = State.load(located)
     notes = []
     if args.recheck:
         notes += _recheck(args)

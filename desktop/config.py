@@ -74,11 +74,13 @@ class Config:
     task: str = "general"
     custom_instruction: str = ""  # instruction-aware models: replaces the task's instruction
     per_file: int = 3  # passages shown per file in the results
+    embed_url: str | None = None  # an embedding server (OpenAI /v1/embeddings); None: here
     # keys a newer version wrote: kept, written back, never compared
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def embedder_settings(self, *, chunk_tokens: int | None = None, threads: int | None = None,
-                          gpu_layers: int | None = None) -> EmbedderSettings:
+                          gpu_layers: int | None = None,
+                          embed_url: str | None = None) -> EmbedderSettings:
         """The model settings these stand for, with a command line's flags (those not None)
         over them: one place, so the window's worker, the model picker's trial load and the
         CLI ask for the same thing (and so find the same record)."""
@@ -89,7 +91,8 @@ class Config:
 
         return EmbedderSettings(chunk_tokens=pick(chunk_tokens, self.chunk_tokens),
                                 threads=pick(threads, self.threads),
-                                gpu_layers=pick(gpu_layers, self.gpu_layers))
+                                gpu_layers=pick(gpu_layers, self.gpu_layers),
+                                embed_url=(embed_url or self.embed_url or None))
 
     def sync_settings(self, *, polling: bool | None = None,
                       quiet: float | None = None) -> SyncSettings:
@@ -137,6 +140,13 @@ class Config:
             out["model_folders"] = "Model folders must not contain empty lines."
         if not isinstance(self.polling, bool):
             out["polling"] = "Polling must be on or off."
+        if self.embed_url is not None:
+            from desktop.models.server_url import endpoint
+
+            try:
+                endpoint(self.embed_url if isinstance(self.embed_url, str) else "")
+            except ValueError as exc:
+                out["embed_url"] = str(exc)[0].upper() + str(exc)[1:] + "."
         if self.search_mode not in MODES:
             out["search_mode"] = (f"Search mode must be one of {', '.join(MODES)}, "
                                   f"not {self.search_mode!r}.")

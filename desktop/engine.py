@@ -18,8 +18,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from desktop.index import remote_dir
 from desktop.index.indexer import Indexer, Progress
 from desktop.index.lock import WriterLock, writer_alive
+from desktop.index.remote_dir import RemoteDocs, companion_dir
 from desktop.index.scan import ScanProblem, displayable, is_under, scan_folder
 from desktop.index.state import ModelChoice, State
 from desktop.index.store import FileRow, Store
@@ -60,8 +62,17 @@ class Engine:
     def __init__(self, data_dir: str | os.PathLike[str] | None = None,
                  model: str | os.PathLike[str] | None = None, family: str | None = None,
                  settings: EmbedderSettings | None = None):
-        self.data_dir = resolve_data_dir(data_dir)
-        self.state = State.load(self.data_dir)
+        located = resolve_data_dir(data_dir)
+        # A data dir on object storage (s3://...): the tables and the state live there, and
+        # this machine keeps a folder of its own for its OS lock (remote_dir).
+        self.data_uri: str | None = located if isinstance(located, str) else None
+        self._docs: RemoteDocs | None = None
+        if self.data_uri is not None:
+            self.data_dir = companion_dir(self.data_uri)
+            self._docs = RemoteDocs(remote_dir.connect(self.data_uri))
+        else:
+            self.data_dir = located
+        self.state = self._read_state()
         self.model = resolve_model(self.state, model, family)
         self.settings = settings or EmbedderSettings()
         self._embedder: Embedder | None = None
@@ -69,8 +80,17 @@ class Engine:
         self._writer: WriterLock | None = None  # held while writing (Engine.writing)
 
     @property
-    def db_dir(self) -> Path:
-        return self.data_dir / "lancedb"
+    def db_dir(self) -> Path | str:
+        """The database: a folder in the data dir, or its URI on object storage."""
+        return f"{self.data_uri}/lancedb" if self.data_uri else self.data_dir / "lancedb"
+
+    @property
+    def location(self) -> str:
+        """The data dir as the person named it (a folder, or s3://bucket/prefix)."""
+        return self.data_uri or str(self.data_dir)
+
+    def _read_state(self) -> State:
+        return State.load(self._docs if self._docs is not None else self.data_dir)
 
     @property
     def own_files(self) -> str:
@@ -89,6 +109,11 @@ class Engine:
         (ModelUnusable) and never loaded here. `cancel` stops a trial that is under way."""
         if self._embedder is None:
             settings = self.embedder_settings
+            if settings.embed_url:  # the weights are loaded by the server, not here
+                from desktop.models.remote import RemoteEmbedder
+
+                self._embedder = RemoteEmbedder(self.model.path, settings.embed_url, settings)
+                return self._embedder
             model_check.ensure_usable(self.model.info, self.model.profile, settings,
                                       cancel=cancel)
             self._embedder = Embedder(self.model.path, settings)
@@ -140,21 +165,26 @@ class Engine:
         if self._writer is not None:
             yield self._writer
             return
-        lock = WriterLock(self.data_dir, mode).acquire()
-        self._writer = lock
+        lock = WriterLock(self.data_dir, mode, self.location).acquire()
+        lease = None
         try:
-            for path, folder in State.load(self.data_dir).folders.items():
+            if self._docs is not None:  # and across machines: the bucket's lease
+                lease = remote_dir.Lease(self._docs.db, self.location, mode).acquire()
+            self._writer = lock
+            for path, folder in self._read_state().folders.items():
                 self.state.folders.setdefault(path, folder)
             yield lock
         finally:
             self._writer = None
+            if lease is not None:
+                lease.release()
             lock.release()
 
     def _save_state(self) -> None:
         if self._writer is None:
             raise RuntimeError("state.json is saved only under the writer lock "
                                "(Engine.writing)")
-        self.state.save(self.data_dir)
+        self.state.save(self._docs if self._docs is not None else self.data_dir)
 
     def remember_model(self) -> None:
         """Make this model the data dir's active one (what `index --model` means)."""
@@ -329,7 +359,8 @@ class Engine:
     def status(self) -> dict[str, Any]:
         by_path = self.store.file_rows()
         rows = list(by_path.values())
-        writer = writer_alive(self.data_dir)
+        writer = (remote_dir.lease_holder(self._docs.db) if self._docs is not None
+                  else writer_alive(self.data_dir))
         watching = bool(writer and writer.get("mode") == "watch" and writer.get("live", True))
         folders = []
         for root, fs in sorted(self.state.folders.items()):
@@ -355,12 +386,14 @@ class Engine:
             })
         m = self.model
         return {
-            "data_dir": str(self.data_dir),
+            "data_dir": self.location,
             "model": {
                 "path": str(m.path), "name": m.info.name, "family": m.profile.family,
                 "dims": m.info.embedding_length, "quantization": m.info.quantization,
                 "pooling": m.profile.pooling_name, "key": m.key, "starter": m.is_starter,
                 "check": self._check_status(),
+                # where vectors are computed: None here, else the embedding server's address
+                "embed_url": self.settings.embed_url,
             },
             "passages": self.store.count_chunks(),
             "files": sum(1 for r in rows if r.status == "ok"),

@@ -3,7 +3,7 @@ overrides and the platform's folders (platformdirs).
 
 | what | override | default (platformdirs) |
 |---|---|---|
-| the data dir (index, state.json) | ``$SEMDEX_DATA_DIR`` | user data dir |
+| the data dir (index, state.json) | ``$SEMDEX_DATA_DIR`` | user data dir (or s3://, gs://, az://) |
 | the settings file's folder | ``$SEMDEX_CONFIG_DIR`` | user config dir |
 | the log folder | ``$SEMDEX_LOG_DIR`` | user log dir |
 | converted models (the starter) | ``$SEMDEX_MODEL_CACHE`` | user cache dir / models |
@@ -15,6 +15,7 @@ Semdex's own read-only files (the icon, a frozen build's bundled models) are fou
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,8 +36,22 @@ def default_data_dir() -> Path:
     return _dir("SEMDEX_DATA_DIR", platformdirs.user_data_dir)
 
 
-def resolve_data_dir(value: str | os.PathLike[str] | None) -> Path:
-    """The data dir a setting or flag names (the default when empty), created and absolute."""
+REMOTE_SCHEMES = ("s3", "gs", "az")  # object storage, through LanceDB (desktop/index/remote_dir)
+
+
+def is_remote(value: str | os.PathLike[str] | None) -> bool:
+    """Whether a data dir setting names object storage: s3://bucket/prefix, gs://, az://."""
+    return isinstance(value, str) and re.match(
+        rf"^({'|'.join(REMOTE_SCHEMES)})://[^/\s]", value.strip(), re.IGNORECASE) is not None
+
+
+def resolve_data_dir(value: str | os.PathLike[str] | None) -> Path | str:
+    """The data dir a setting or flag names (the default when empty): a local folder, created
+    and absolute, or the URI of one on object storage (scheme lower-cased, no trailing /)."""
+    raw = os.fspath(value) if value else os.environ.get("SEMDEX_DATA_DIR")
+    if isinstance(raw, str) and is_remote(raw):
+        scheme, rest = raw.strip().rstrip("/").split("://", 1)
+        return f"{scheme.lower()}://{rest}"
     path = Path(value).expanduser() if value else default_data_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path.resolve()

@@ -55,16 +55,21 @@ def test_settings_dialog_shows_the_configs_messages(qtbot, semdex_dirs):
     assert _save_button(dialog).isEnabled()
     dialog.chunk_tokens.setValue(8)
     dialog.excludes.setPlainText("Documents/old")
+    dialog.embed_url.setText("gpu-box:8080")  # no scheme
     problems = dialog.config().problems()
-    assert set(problems) == {"chunk_tokens", "excludes"}
+    assert set(problems) == {"chunk_tokens", "excludes", "embed_url"}
+    assert "http:// or https://" in problems["embed_url"]
     assert not _save_button(dialog).isEnabled()
     assert dialog.problems.text().splitlines() == list(problems.values())
     assert not dialog.save() and not semdex_dirs.config.exists()
     dialog.chunk_tokens.setValue(0)  # "the model's own"
     dialog.excludes.setPlainText("old")
     dialog.gpu_choice.setCurrentIndex(0)
+    dialog.embed_url.setText(" http://gpu-box:8080/v1 ")
     assert _save_button(dialog).isEnabled() and dialog.save()
     assert (Config.load().chunk_tokens, Config.load().gpu_layers) == (None, None)
+    assert Config.load().embed_url == "http://gpu-box:8080/v1"
+    assert Config.load().embedder_settings().embed_url == "http://gpu-box:8080/v1"
 
 
 # -- log view ----------------------------------------------------------------------------------

@@ -122,7 +122,13 @@ def test_new_rows_are_found_before_they_are_folded_in_and_growth_rebuilds(tmp_pa
     assert store.chunks.index_stats("vector_idx").num_unindexed_rows == 0
     assert indexes.IndexBook(tmp_path / "db").read()[store.chunks.name]["rows"] == 3000
     fill(store, rng, centres, range(151, 310))
-    store.optimize()
+    # the writer says what it is doing, step by step (the faces show it while finishing)
+    steps = list(store.optimize_steps())
+    assert steps == ["Updating the keyword index…",
+                     "Rebuilding the vector index of 6,200 passages (search goes on "
+                     "meanwhile)…", "Compacting the index…"]
+    assert list(store.optimize_steps()) == ["Updating the keyword index…",
+                                            "Compacting the index…"]
     assert indexes.IndexBook(tmp_path / "db").read()[store.chunks.name]["rows"] == 6200
     # a lost book is not a reason to train again: the index's own count is taken
     (tmp_path / "db" / indexes.BUILDS_FILE).unlink()

@@ -310,7 +310,7 @@ class LibraryPanel(QWidget):
                 detail = self.tr("Looking for new and changed files…")
             elif prog.phase == "finishing":
                 self.bar.setRange(0, 0)
-                detail = self.tr("Updating the keyword index…")
+                detail = prog.step or self.tr("Updating the keyword index…")
             else:
                 self.bar.setRange(0, max(1, prog.files_total))
                 self.bar.setValue(prog.files_done)

@@ -76,7 +76,9 @@ class SettingsDialog(QDialog):
         row.addWidget(browse)
         form.addRow(self.tr("Data folder:"), row)
         form.addRow("", self._hint(self.tr("Where the index is kept. Empty: the default shown. "
-                                           "A new folder starts a new, empty index.")))
+                                           "A new folder starts a new, empty index. A team's "
+                                           "shared index: s3://bucket/prefix (or gs://, "
+                                           "az://), credentials from the environment.")))
         self.excludes = QPlainTextEdit()
         self.excludes.setPlaceholderText("*.tmp\nnode_modules\nPrivate")
         self.excludes.setMaximumHeight(90)
@@ -122,6 +124,13 @@ class SettingsDialog(QDialog):
         self.threads.setRange(0, MAX_THREADS)
         self.threads.setSpecialValueText(self.tr("Automatic ({0})").format(cpu_threads()))
         form.addRow(self.tr("Threads:"), self.threads)
+        self.embed_url = QLineEdit()
+        self.embed_url.setPlaceholderText(self.tr("This computer"))
+        form.addRow(self.tr("Embedding server:"), self.embed_url)
+        form.addRow("", self._hint(self.tr("Empty: the model runs here. Or the address of a "
+                                           "llama-server serving the same GGUF, such as "
+                                           "http://gpu-box:8080/v1: passages and queries are "
+                                           "sent there to be embedded.")))
 
         search = QGroupBox(self.tr("Results"))
         form = QFormLayout(search)
@@ -144,7 +153,7 @@ class SettingsDialog(QDialog):
         root.addStretch(1)
         root.addWidget(self.problems)
         root.addWidget(self.buttons)
-        for edit in (self.data_dir,):
+        for edit in (self.data_dir, self.embed_url):
             edit.textChanged.connect(self._check)
         for text in (self.excludes, self.model_folders):
             text.textChanged.connect(self._check)
@@ -183,6 +192,7 @@ class SettingsDialog(QDialog):
         self.chunk_tokens.setValue(c.chunk_tokens or 0)
         self.threads.setValue(c.threads or 0)
         self.per_file.setValue(c.per_file)
+        self.embed_url.setText(c.embed_url or "")
 
     # -- reading and saving -------------------------------------------------------------------
 
@@ -198,6 +208,7 @@ class SettingsDialog(QDialog):
         c.chunk_tokens = self.chunk_tokens.value() or None
         c.threads = self.threads.value() or None
         c.per_file = self.per_file.value()
+        c.embed_url = self.embed_url.text().strip() or None
         return c
 
     def problem_texts(self) -> list[str]:

@@ -91,6 +91,7 @@ class Progress:
     elapsed: float = 0.0
     embed_seconds: float = 0.0
     current: str | None = None
+    step: str | None = None  # while finishing: what the writer is doing, in a sentence
     problem: tuple[str, str] | None = None  # (path, reason), reported once
     problems: list[tuple[str, str]] = field(default_factory=list)
 
@@ -371,7 +372,10 @@ class Indexer:
         writes.flush()
         yield run.enter(Phase.FINISHING)
         if optimize and writes.wrote:
-            self.store.optimize()
+            for step in self.store.optimize_steps():
+                run.prog.step = step
+                yield run.progress()
+        run.prog.step = None
         yield run.enter(Phase.DONE, current=None)
 
     def _start(self, run: _Run, roots: Sequence[str], scope: Iterable[str] | None,

@@ -67,12 +67,16 @@ def _scalar_config(kind: str) -> Any:
 class IndexBook:
     """index-builds.json: per table, the rows its vector index was trained on."""
 
-    def __init__(self, db_dir: Path):
-        self.path = db_dir / BUILDS_FILE
+    def __init__(self, db_dir: Path | None = None, *, docs: Any = None):
+        """Beside the tables of a local database, or among a remote one's docs (remote_dir)."""
+        self.path = db_dir / BUILDS_FILE if db_dir is not None else None
+        self.docs = docs
 
     def read(self) -> dict[str, Any]:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            text = (self.path.read_text(encoding="utf-8") if self.path is not None
+                    else self.docs.read(BUILDS_FILE))
+            data = json.loads(text) if text else {}
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
@@ -80,7 +84,11 @@ class IndexBook:
     def note(self, table: str, **entry: Any) -> None:
         data = self.read()
         data[table] = {**data.get(table, {}), **entry}
-        write_atomic(self.path, json.dumps(data, indent=2), fsync=False)
+        text = json.dumps(data, indent=2)
+        if self.path is not None:
+            write_atomic(self.path, text, fsync=False)
+        else:
+            self.docs.write(BUILDS_FILE, text)
 
 
 def _names(table: Any) -> set[str]:
@@ -103,9 +111,9 @@ def ensure_scalar_indexes(table: Any, columns: tuple[tuple[str, str], ...]) -> l
     return built
 
 
-def ensure_vector_index(table: Any, dims: int, book: IndexBook) -> str | None:
-    """Build (or build again) the vector index when the table calls for one; what was done:
-    "built", "rebuilt" or None."""
+def vector_index_due(table: Any, dims: int, book: IndexBook) -> str | None:
+    """Whether the table calls for a vector index to be built now: "built" (none yet),
+    "rebuilt" (grown a few-fold, or too many deltas) or None."""
     rows = table.count_rows()
     if not vector_index_wanted(rows, dims):
         return None
@@ -117,14 +125,27 @@ def ensure_vector_index(table: Any, dims: int, book: IndexBook) -> str | None:
             book.note(table.name, rows=trained, type=stats.index_type)
         if rows < trained * GROWTH_REBUILD and stats.num_indices <= MAX_DELTAS:
             return None
-        done = "rebuilt"
-    else:
-        done = "built"
+        return "rebuilt"
+    return "built"
+
+
+def build_vector_index(table: Any, dims: int, book: IndexBook, done: str = "built") -> None:
+    """Train the vector index over every row now in the table (replacing any), and book it.
+    Searches go on meanwhile, over the old index (or the exact scan) until it is committed."""
+    rows = table.count_rows()
     config = vector_index_config(rows, dims)
     log.info("%s the vector index of %s: %s over %d rows", done, table.name,
              type(config).__name__, rows)
     table.create_index("vector", config=config, name=VECTOR_INDEX, replace=True)
     book.note(table.name, rows=rows, type=type(config).__name__)
+
+
+def ensure_vector_index(table: Any, dims: int, book: IndexBook) -> str | None:
+    """Build (or build again) the vector index when the table calls for one; what was done:
+    "built", "rebuilt" or None."""
+    done = vector_index_due(table, dims, book)
+    if done:
+        build_vector_index(table, dims, book, done)
     return done
 
 

@@ -26,7 +26,7 @@ _RETRY_PAUSE = 0.02
 class DataDirBusy(Exception):
     """Another process is writing to this data dir."""
 
-    def __init__(self, data_dir: Path, holder: dict[str, Any] | None):
+    def __init__(self, data_dir: Path | str, holder: dict[str, Any] | None):
         self.holder = holder or {}
         who = ""
         if self.holder:
@@ -80,9 +80,11 @@ def read_holder(data_dir: Path) -> dict[str, Any] | None:
 class WriterLock:
     """`with WriterLock(data_dir, "index"):` or acquire()/release()."""
 
-    def __init__(self, data_dir: Path, mode: str):
+    def __init__(self, data_dir: Path, mode: str, name: str | None = None):
+        """name: the data dir as the person knows it, for the message (default: the folder)."""
         self.data_dir = Path(data_dir)
         self.mode = mode
+        self.name = name
         self._fd: int | None = None
 
     @property
@@ -103,7 +105,7 @@ class WriterLock:
                 time.sleep(_RETRY_PAUSE)
         else:
             os.close(fd)
-            raise DataDirBusy(self.data_dir, read_holder(self.data_dir))
+            raise DataDirBusy(self.name or self.data_dir, read_holder(self.data_dir))
         self._fd = fd
         self.touch()
         return self

@@ -11,9 +11,19 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from desktop.atomic import write_atomic
+
+STATE_NAME = "state.json"
+
+
+class Docs(Protocol):
+    """Where a remote data dir keeps its small documents (remote_dir.RemoteDocs)."""
+
+    def read(self, name: str) -> str | None: ...
+
+    def write(self, name: str, text: str) -> None: ...
 
 
 @dataclass
@@ -43,15 +53,30 @@ class State:
     folders: dict[str, FolderState] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, data_dir: Path) -> State:
-        path = data_dir / "state.json"
+    def from_json(cls, text: str) -> State:
+        raw: dict[str, Any] = json.loads(text)
+        return cls(
+            model=_known(ModelChoice, raw.get("model") or {}),
+            folders={k: _known(FolderState, v) for k, v in (raw.get("folders") or {}).items()},
+        )
+
+    def to_json(self) -> str:
+        return json.dumps({"model": asdict(self.model),
+                           "folders": {k: asdict(v) for k, v in self.folders.items()}},
+                          indent=2, ensure_ascii=False)
+
+    @classmethod
+    def load(cls, data_dir: Path | Docs) -> State:
+        """The state of a local data dir (a folder), or of a remote one (its Docs)."""
+        if not isinstance(data_dir, Path):
+            text = data_dir.read(STATE_NAME)
+            try:
+                return cls() if text is None else cls.from_json(text)
+            except (ValueError, TypeError, AttributeError):
+                return cls()
+        path = data_dir / STATE_NAME
         try:
-            raw: dict[str, Any] = json.loads(path.read_text("utf-8"))
-            return cls(
-                model=_known(ModelChoice, raw.get("model") or {}),
-                folders={k: _known(FolderState, v)
-                         for k, v in (raw.get("folders") or {}).items()},
-            )
+            return cls.from_json(path.read_text("utf-8"))
         except FileNotFoundError:
             return cls()
         except (OSError, ValueError, TypeError, AttributeError):
@@ -62,11 +87,11 @@ class State:
                 pass
             return cls()
 
-    def save(self, data_dir: Path) -> None:
-        payload = json.dumps({"model": asdict(self.model),
-                              "folders": {k: asdict(v) for k, v in self.folders.items()}},
-                             indent=2, ensure_ascii=False)
-        write_atomic(data_dir / "state.json", payload)
+    def save(self, data_dir: Path | Docs) -> None:
+        if isinstance(data_dir, Path):
+            write_atomic(data_dir / STATE_NAME, self.to_json())
+        else:
+            data_dir.write(STATE_NAME, self.to_json())
 
     def add_folder(self, path: str) -> FolderState:
         if path not in self.folders:

@@ -9,12 +9,13 @@ two writes can leave orphans but never a lie; `purge_orphans` removes them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -148,10 +149,12 @@ class FileRow:
 class Store:
     """One model's index inside a data dir."""
 
-    def __init__(self, db_dir: Path, key: str, dims: int):
+    def __init__(self, db_dir: Path | str, key: str, dims: int):
+        """db_dir: the database folder, or its URI on object storage (remote_dir)."""
         self.key = key
         self.dims = dims
-        db_dir.mkdir(parents=True, exist_ok=True)
+        if isinstance(db_dir, Path):
+            db_dir.mkdir(parents=True, exist_ok=True)
         self.db_dir = db_dir
         # Every read checks for a newer version: a long-lived reader (a window, a second
         # process) must see what the writer committed, not the version it first read.
@@ -166,6 +169,14 @@ class Store:
         width = self.chunks.schema.field("vector").type.list_size
         if width != dims:
             raise ValueError(f"index {key} holds {width}-dim vectors, model gives {dims}")
+
+    @functools.cached_property
+    def index_book(self) -> indexes.IndexBook:
+        if isinstance(self.db_dir, Path):
+            return indexes.IndexBook(self.db_dir)
+        from desktop.index.remote_dir import RemoteDocs
+
+        return indexes.IndexBook(docs=RemoteDocs(self.db))
 
     def _table_names(self) -> list[str]:
         res = self.db.list_tables()
@@ -188,6 +199,8 @@ class Store:
             return self.db.open_table(name)
 
     def _never_committed(self, name: str) -> bool:
+        if not isinstance(self.db_dir, Path):  # object storage: creation is one conditional put
+            return False
         versions = self.db_dir / f"{name}.lance" / "_versions"
         try:
             return not any(n.endswith(".manifest") for n in os.listdir(versions))
@@ -378,8 +391,24 @@ class Store:
         Versions younger than a minute are kept: a search in another process may still be
         reading one. Older ones go, so the store does not grow with every write.
         """
+        for _ in self.optimize_steps():
+            pass
+
+    def optimize_steps(self) -> Iterator[str]:
+        """optimize(), saying before each step what it is about to do (for the progress the
+        faces show: building a vector index over a million passages takes minutes)."""
+        yield "Updating the keyword index…"
         self.ensure_fts()
-        self.ensure_indexes()
+        indexes.ensure_scalar_indexes(self.chunks, indexes.PASSAGE_SCALARS)
+        indexes.ensure_scalar_indexes(self.files, indexes.FILE_SCALARS)
+        due = indexes.vector_index_due(self.chunks, self.dims, self.index_book)
+        if due:
+            rows = self.chunks.count_rows()
+            yield (f"{'Building' if due == 'built' else 'Rebuilding'} the vector index of "
+                   f"{rows:,} passages (search goes on meanwhile)…")
+            indexes.build_vector_index(self.chunks, self.dims, self.index_book, due)
+            self._vector_index_at = None  # look again
+        yield "Compacting the index…"
         for table in (self.chunks, self.files):
             table.optimize(cleanup_older_than=KEEP_VERSIONS)
 
@@ -388,7 +417,7 @@ class Store:
         the writer's job, like the full-text index."""
         indexes.ensure_scalar_indexes(self.chunks, indexes.PASSAGE_SCALARS)
         indexes.ensure_scalar_indexes(self.files, indexes.FILE_SCALARS)
-        if indexes.ensure_vector_index(self.chunks, self.dims, indexes.IndexBook(self.db_dir)):
+        if indexes.ensure_vector_index(self.chunks, self.dims, self.index_book):
             self._vector_index_at = None  # look again
 
     def _has_vector_index(self) -> bool:

@@ -38,6 +38,7 @@ from desktop.models.llama_model import (
     AMX_TYPES,
     LlamaModel,
     LoadParams,
+    VocabModel,
     extra_bufts_safe,
     gpu_offload_supported,
 )
@@ -63,6 +64,8 @@ class EmbedderSettings:
     # llama.cpp's extra CPU buffer types (AMX, repack); None: on, except where they would put
     # quantized weights into the AMX kernels that crash (llama_model.extra_bufts_safe)
     extra_bufts: bool | None = None
+    # an OpenAI-compatible embedding server (desktop/models/remote.py); None: this machine
+    embed_url: str | None = None
 
 
 def index_key(name: str, quant: str | None, family: str, dims: int) -> str:
@@ -182,6 +185,21 @@ class Embedder:
         # costs what its tokens cost, not what the batch could hold.
         self.pack_tokens = chunk
         self.batch_tokens = semdex_batch_tokens(max_tokens, chunk)
+        self._open(settings)
+        import llama_cpp
+
+        self._llama_tokenize = llama_cpp.llama_tokenize
+        self._token_p = ctypes.POINTER(llama_cpp.llama_token)
+        self._eos = self._resolve_eos()
+        self._lock = threading.Lock()
+        self._turn = threading.Condition()
+        self._urgent = 0  # queries waiting for, or in, a decode
+
+    def _open(self, settings: EmbedderSettings) -> None:
+        """Load the weights and make the context that decodes (a remote embedder, which
+        decodes elsewhere, loads the tokenizer alone)."""
+        import llama_cpp
+
         self.load_params = load_params(self.info, self.profile, settings)
         log.info("%s: GPU layers %s", self.path.name, self.load_params.gpu_layers_why)
         if settings.extra_bufts is None and not self.load_params.extra_bufts:
@@ -192,16 +210,13 @@ class Embedder:
         self._ctx = self._llama.ctx
         self._vocab = self._llama.vocab
         self.dims = self._llama.n_embd()
-        import llama_cpp
-
         # Sequences per decode: llama.cpp refuses a batch with more (llama_decode -> -1).
         self._max_seqs = max(1, int(llama_cpp.llama_n_seq_max(self._ctx.ctx)))
-        self._llama_tokenize = llama_cpp.llama_tokenize
-        self._token_p = ctypes.POINTER(llama_cpp.llama_token)
-        self._eos = self._resolve_eos()
-        self._lock = threading.Lock()
-        self._turn = threading.Condition()
-        self._urgent = 0  # queries waiting for, or in, a decode
+
+    @property
+    def where(self) -> str:
+        """Where the vectors are computed, in words (status, the log)."""
+        return "this machine"
 
     @functools.cached_property
     def key(self) -> str:
@@ -210,11 +225,12 @@ class Embedder:
 
     # -- loading -----------------------------------------------------------------------------
 
-    def _load(self, params: LoadParams) -> LlamaModel:
+    def _load(self, params: LoadParams | None) -> LlamaModel | VocabModel:
+        """The model (its tokenizer alone when params is None)."""
         llama_log.install()
         llama_log.take_errors()
         try:
-            return LlamaModel(self.path, params)
+            return LlamaModel(self.path, params) if params else VocabModel(self.path)
         except (ValueError, RuntimeError, OSError) as exc:
             reason = llama_log.explain(llama_log.take_errors()) or str(exc)
             raise ModelFileError(self.path, f"llama.cpp could not load it: {reason}") from exc

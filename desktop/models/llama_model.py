@@ -200,3 +200,36 @@ class LlamaModel:
             setattr(self, part, None)
             if obj is not None:
                 obj.close()
+
+
+class VocabModel:
+    """A model's tokenizer alone: llama.cpp's vocab_only load reads the metadata and the
+    vocabulary, no weights (a remote embedder tokenizes here and embeds elsewhere)."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        import llama_cpp
+        from llama_cpp import _internals
+
+        _backend_init()
+        mp = llama_cpp.llama_model_default_params()
+        mp.vocab_only = True
+        mp.n_gpu_layers = 0
+        self._model = _internals.LlamaModel(path_model=os.fspath(path), params=mp,
+                                            verbose=True)
+
+    ctx = None
+
+    @property
+    def vocab(self):
+        return self._model.vocab
+
+    def n_embd(self) -> int:
+        return int(self._model.n_embd())
+
+    def token_eos(self) -> int:
+        return int(self._model.token_eos())
+
+    def close(self) -> None:
+        model, self._model = getattr(self, "_model", None), None
+        if model is not None:
+            model.close()
