@@ -70,9 +70,14 @@ class Engine:
         if self.data_uri is not None:
             self.data_dir = companion_dir(self.data_uri)
             self._docs = RemoteDocs(remote_dir.connect(self.data_uri))
+            try:
+                self.state = self._read_state()
+            except (ValueError, OSError, RuntimeError) as exc:
+                raise remote_dir.RemoteDirError(
+                    f"{self.data_uri}: {remote_dir.explain(exc)}") from None
         else:
             self.data_dir = located
-        self.state = self._read_state()
+            self.state = self._read_state()
         self.model = resolve_model(self.state, model, family)
         self.settings = settings or EmbedderSettings()
         self._embedder: Embedder | None = None

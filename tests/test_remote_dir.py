@@ -228,6 +228,22 @@ def test_a_stale_lease_is_taken_over_and_its_holder_knows(uri, monkeypatch):
     assert lease_holder(db) is None
 
 
+def test_a_lease_left_by_a_killed_process_here_is_taken_at_once(uri, starter_model):
+    """kill -9 leaves the lease fresh in the bucket; on the same machine its holder is known
+    to be gone, so the next writer does not wait for it to go stale."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a pid that no longer runs
+    db = remote_dir.connect(uri)
+    first = Lease(db, uri, "watch").acquire()
+    first._stop.set()
+    first._thread.join()
+    db.open_table(remote_dir.LEASE_TABLE).update(where="slot = 'writer'",
+                                                 values={"pid": proc.pid})
+    assert lease_holder(db)["pid"] == proc.pid  # fresh: it looks held
+    with Engine(uri) as engine, engine.writing():
+        assert lease_holder(db)["pid"] == os.getpid()
+
+
 def test_concurrent_takers_exactly_one_wins(uri):
     results: list[str] = []
     barrier = threading.Barrier(4)

@@ -126,10 +126,17 @@ def test_new_rows_are_found_before_they_are_folded_in_and_growth_rebuilds(tmp_pa
     steps = list(store.optimize_steps())
     assert steps == ["Updating the keyword index…",
                      "Rebuilding the vector index of 6,200 passages (search goes on "
-                     "meanwhile)…", "Compacting the index…"]
+                     "meanwhile)…", "Compacting the index…",
+                     "Measuring the vector index's recall…"]
+    entry = indexes.IndexBook(tmp_path / "db").read()[store.chunks.name]
+    assert entry["rows"] == 6200 and entry["recall"] >= 0.95  # measured after the build
     assert list(store.optimize_steps()) == ["Updating the keyword index…",
-                                            "Compacting the index…"]
-    assert indexes.IndexBook(tmp_path / "db").read()[store.chunks.name]["rows"] == 6200
+                                            "Compacting the index…"]  # (probed within the hour)
+    # a recall measured under the floor is a reason to train again
+    store.index_book.note(store.chunks.name, recall=0.5)
+    assert indexes.vector_index_due(store.chunks, DIMS, store.index_book) == "rebuilt"
+    store.optimize()
+    assert indexes.IndexBook(tmp_path / "db").read()[store.chunks.name]["recall"] >= 0.95
     # a lost book is not a reason to train again: the index's own count is taken
     (tmp_path / "db" / indexes.BUILDS_FILE).unlink()
     store.optimize()

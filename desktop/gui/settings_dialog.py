@@ -57,7 +57,7 @@ class SettingsDialog(QDialog):
         self._original = config
         self._path = path
         self.setWindowTitle(self.tr("Settings"))
-        self.resize(640, 620)
+        self.resize(640, 720)
         self._build()
         self._show(config)
         self._check()
@@ -75,10 +75,9 @@ class SettingsDialog(QDialog):
         row.addWidget(self.data_dir, 1)
         row.addWidget(browse)
         form.addRow(self.tr("Data folder:"), row)
-        form.addRow("", self._hint(self.tr("Where the index is kept. Empty: the default shown. "
-                                           "A new folder starts a new, empty index. A team's "
-                                           "shared index: s3://bucket/prefix (or gs://, "
-                                           "az://), credentials from the environment.")))
+        form.addRow("", self._hint(self.tr("Where the index is kept (empty: the default "
+                                           "shown); a new folder starts an empty one. A "
+                                           "team's shared index: s3://bucket/prefix.")))
         self.excludes = QPlainTextEdit()
         self.excludes.setPlaceholderText("*.tmp\nnode_modules\nPrivate")
         self.excludes.setMaximumHeight(90)
@@ -127,10 +126,9 @@ class SettingsDialog(QDialog):
         self.embed_url = QLineEdit()
         self.embed_url.setPlaceholderText(self.tr("This computer"))
         form.addRow(self.tr("Embedding server:"), self.embed_url)
-        form.addRow("", self._hint(self.tr("Empty: the model runs here. Or the address of a "
-                                           "llama-server serving the same GGUF, such as "
-                                           "http://gpu-box:8080/v1: passages and queries are "
-                                           "sent there to be embedded.")))
+        form.addRow("", self._hint(self.tr("Empty: the model runs here. Or a llama-server "
+                                           "serving the same GGUF, such as "
+                                           "http://gpu-box:8080/v1, embeds for it.")))
 
         search = QGroupBox(self.tr("Results"))
         form = QFormLayout(search)

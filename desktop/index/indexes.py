@@ -6,8 +6,10 @@
   the hits asked for: IVF_PQ for up to 1024 dimensions, IVF_RQ (RaBitQ) for the 4096 of the 7B
   embedders (../shared/SCALE.md: a metric other than the index's falls back to a scan). New
   rows are folded in by optimize() as delta segments, and searched exactly until then; the
-  index is built again when the table has grown GROWTH_REBUILD-fold since it was trained, or
-  holds more than MAX_DELTAS segments.
+  index is built again when the table has grown GROWTH_REBUILD-fold since it was trained,
+  holds more than MAX_DELTAS segments, or its measured recall has dropped under RECALL_FLOOR:
+  at most every RECALL_PROBE_SECONDS the writer searches PROBE_QUERIES stored vectors both
+  through the index and exactly, and books the recall@10.
 - **Scalars.** BTREE on the passage id, file id and path and BITMAP on the kind (passages);
   BTREE on the file id and path and BITMAP on the folder (files), once a table has
   SCALAR_INDEX_MIN_ROWS rows: the prefilters of search and the writer's lookups by file then
@@ -37,6 +39,9 @@ NPROBES = 20
 REFINE = 10
 EXACT_FILTERED_ROWS = 50_000  # a filter keeping fewer passages: exact scan over just those
 BUILDS_FILE = "index-builds.json"
+RECALL_FLOOR = 0.95
+RECALL_PROBE_SECONDS = 3600.0
+PROBE_QUERIES = 10
 
 VECTOR_INDEX = "vector_idx"
 PASSAGE_SCALARS = (("id", "btree"), ("file_id", "btree"), ("path", "btree"),
@@ -123,7 +128,9 @@ def vector_index_due(table: Any, dims: int, book: IndexBook) -> str | None:
         if not trained:  # built before the book was kept (or it was lost): from now on
             trained = max(1, stats.num_indexed_rows)
             book.note(table.name, rows=trained, type=stats.index_type)
-        if rows < trained * GROWTH_REBUILD and stats.num_indices <= MAX_DELTAS:
+        recall = book.read().get(table.name, {}).get("recall")
+        if (rows < trained * GROWTH_REBUILD and stats.num_indices <= MAX_DELTAS
+                and (recall is None or recall >= RECALL_FLOOR)):
             return None
         return "rebuilt"
     return "built"
@@ -137,7 +144,40 @@ def build_vector_index(table: Any, dims: int, book: IndexBook, done: str = "buil
     log.info("%s the vector index of %s: %s over %d rows", done, table.name,
              type(config).__name__, rows)
     table.create_index("vector", config=config, name=VECTOR_INDEX, replace=True)
-    book.note(table.name, rows=rows, type=type(config).__name__)
+    book.note(table.name, rows=rows, type=type(config).__name__, recall=None, probed_at=None)
+
+
+def probe_due(table: Any, book: IndexBook, now: float) -> bool:
+    entry = book.read().get(table.name, {})
+    return (VECTOR_INDEX in _names(table)
+            and now - float(entry.get("probed_at") or 0) >= RECALL_PROBE_SECONDS)
+
+
+def probe_recall(table: Any, book: IndexBook, now: float, k: int = 10,
+                 refine: int | None = None, nprobes: int | None = None) -> float:
+    """recall@k of the index as searched (NPROBES, REFINE) against an exact scan, for
+    PROBE_QUERIES stored vectors spread over the table; booked with the time."""
+    import numpy as np
+
+    rows = table.count_rows()
+    step = max(1, rows // PROBE_QUERIES)
+    offsets = list(range(step // 2, rows, step))[:PROBE_QUERIES]
+    picked = table.take_offsets(offsets).select(["vector"]).to_arrow()
+    vectors = [np.asarray(v, dtype=np.float32) for v in picked.column("vector").to_pylist()]
+    found = []
+    for v in vectors:
+        base = table.search(v, vector_column_name="vector").distance_type("dot").limit(k)
+        exact = {r["id"] for r in
+                 base.bypass_vector_index().select(["id", "_distance"]).to_list()}
+        ann = table.search(v, vector_column_name="vector").distance_type("dot").limit(k)
+        ann = ann.nprobes(nprobes or NPROBES).refine_factor(refine or REFINE)
+        got = {r["id"] for r in ann.select(["id", "_distance"]).to_list()}
+        found.append(len(exact & got) / max(1, len(exact)))
+    recall = round(sum(found) / max(1, len(found)), 4)
+    book.note(table.name, recall=recall, probed_at=now)
+    log.info("recall@%d of the vector index of %s: %.3f (%d probes)", k, table.name, recall,
+             len(found))
+    return recall
 
 
 def ensure_vector_index(table: Any, dims: int, book: IndexBook) -> str | None:

@@ -13,7 +13,7 @@ tools take them: AWS_ACCESS_KEY_ID, AWS_ENDPOINT, GOOGLE_APPLICATION_CREDENTIALS
   that crashed, or lost its network) may be taken over.
 
 A folder on this machine (companion_dir) holds what is only this machine's: the OS lock that
-orders this machine's processes, and the logs.
+orders this machine's processes (and the note of which of them holds it).
 """
 
 from __future__ import annotations
@@ -179,6 +179,20 @@ class RemoteBusy(DataDirBusy):
             "still works, indexing must wait until it stops")
 
 
+def _dead_here(row: dict[str, Any]) -> bool:
+    """Whether the lease's holder was a process of this machine that is gone (killed before
+    it could hand the lease back): no need to wait for its lease to go stale."""
+    if row.get("host") != socket.gethostname() or not row.get("pid"):
+        return False
+    try:
+        os.kill(int(row["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError, OverflowError):
+        return False  # alive (another user's), or cannot tell
+    return False
+
+
 class Lease:
     """The one writer's claim on a remote data dir, renewed by a daemon thread while held."""
 
@@ -205,7 +219,8 @@ class Lease:
                 self._table = self.db.open_table(LEASE_TABLE)
         row = _lease_row(self._table)
         if row is None or row["holder"] != self.holder:
-            if row and row["holder"] and now - (row["heartbeat"] or 0) <= STALE_SECONDS:
+            if row and row["holder"] and now - (row["heartbeat"] or 0) <= STALE_SECONDS \
+                    and not _dead_here(row):
                 raise RemoteBusy(self.uri, row)
             gen = row["generation"] if row else 0
             if row is None:

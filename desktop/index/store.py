@@ -411,6 +411,17 @@ class Store:
         yield "Compacting the index…"
         for table in (self.chunks, self.files):
             table.optimize(cleanup_older_than=KEEP_VERSIONS)
+        now = time.time()
+        # (not on object storage: each exact scan would read every vector from the bucket)
+        if isinstance(self.db_dir, Path) and indexes.probe_due(self.chunks, self.index_book,
+                                                               now):
+            yield "Measuring the vector index's recall…"
+            recall = indexes.probe_recall(self.chunks, self.index_book, now)
+            if recall < indexes.RECALL_FLOOR:  # folded-in rows drifted from its partitions
+                yield (f"Rebuilding the vector index of {self.chunks.count_rows():,} passages "
+                       f"(its recall fell to {recall:.2f})…")
+                indexes.build_vector_index(self.chunks, self.dims, self.index_book, "rebuilt")
+                self._vector_index_at = None
 
     def ensure_indexes(self) -> None:
         """The scalar and vector indexes the tables' sizes call for (desktop/index/indexes.py);
