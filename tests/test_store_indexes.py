@@ -24,18 +24,20 @@ def clustered(rng: np.random.Generator, n: int, centres: np.ndarray) -> np.ndarr
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def fill(store: Store, rng: np.random.Generator, centres: np.ndarray, files: range) -> None:
+def fill(store: Store, rng: np.random.Generator, centres: np.ndarray, files: range,
+         folder: str | None = None) -> None:
     chunks, rows = [], []
     vectors = clustered(rng, len(files) * PER_FILE, centres)
     for n, i in enumerate(files):
-        fid, kind, path = f"f{i:06}", KINDS[i % len(KINDS)], f"/lib/d{i % 10}/file{i}.txt"
+        fid, kind = f"f{i:06}", KINDS[i % len(KINDS)]
+        path = f"{folder or f'/lib/d{i % 10}'}/file{i}.txt"
         for j in range(PER_FILE):
             chunks.append({"id": f"{fid}:{j}", "file_id": fid, "hash": "h", "path": path,
                            "kind": kind, "ordinal": j, "page": None, "start": 0, "end": 1,
                            "line_start": 1, "line_end": 1, "n_tokens": 3,
                            "text": f"passage {j} of file {i}",
                            "vector": vectors[n * PER_FILE + j].tolist()})
-        rows.append(FileRow(fid, path, f"/lib/d{i % 10}", kind, 1, 1, "h", "ok", "",
+        rows.append(FileRow(fid, path, folder or f"/lib/d{i % 10}", kind, 1, 1, "h", "ok", "",
                             PER_FILE, 3 * PER_FILE, "v", 0.0))
     store.write(chunks, rows)
 
@@ -45,7 +47,7 @@ def small_thresholds(monkeypatch):
     monkeypatch.setattr(indexes, "VECTOR_INDEX_MIN_FLOATS", 2000 * DIMS)
     monkeypatch.setattr(indexes, "SCALAR_INDEX_MIN_ROWS", 1000)
     monkeypatch.setattr(indexes, "ROWS_PER_PARTITION", 256)
-    monkeypatch.setattr(indexes, "EXACT_FILTERED_ROWS", 500)
+    monkeypatch.setattr(indexes, "EXACT_FILTERED_FLOATS", 500 * DIMS)
 
 
 def exact_top(store: Store, q: np.ndarray, k: int, where: str | None = None) -> list[str]:
@@ -73,7 +75,7 @@ def test_large_tables_get_their_indexes_and_keep_recall(tmp_path, small_threshol
     fill(store, rng, centres, range(300))  # 6,000 passages
     store.optimize()
     chunk_idx = {i.name: i.index_type for i in store.chunks.list_indices()}
-    assert chunk_idx == {"text_idx": "FTS", "vector_idx": "IvfPq", "id_idx": "BTree",
+    assert chunk_idx == {"text_idx": "FTS", "vector_idx": "IvfRq", "id_idx": "BTree",
                          "file_id_idx": "BTree", "path_idx": "BTree", "kind_idx": "Bitmap"}
     assert store.chunks.index_stats("vector_idx").distance_type == "dot"
     # (the files table has 300 rows: under the lowered threshold of 1,000, no indexes)
@@ -100,6 +102,43 @@ def test_large_tables_get_their_indexes_and_keep_recall(tmp_path, small_threshol
     pdf = search_vector(store, q, "", mode="semantic", k=10, per_file=None,
                         filters=Filters(kinds=("pdf",)))
     assert [h.kind for h in pdf] == ["pdf"] * 10
+
+
+def test_a_filter_far_from_the_query_still_returns_every_hit_there_is(tmp_path,
+                                                                      small_thresholds):
+    """A folder on another topic than the query: none of its passages lie in the partitions
+    nearest the query, and the filter keeps too many to be scanned exactly. The index is
+    searched further, partition after partition, until the hits asked for are found; and a
+    folder's siblings whose names share its prefix are not mistaken for it."""
+    rng = np.random.default_rng(5)
+    centres = rng.standard_normal((60, DIMS))
+    store = Store(tmp_path / "db", "t", DIMS)
+    fill(store, rng, centres, range(300))  # 6,000 passages on 60 topics
+    q = clustered(rng, 1, centres[:1])[0]
+    far = -centres[:1]  # the opposite topic
+    fill(store, rng, far, range(300, 340), folder="/lib/far")  # 800 passages: not "narrow"
+    fill(store, rng, far, range(340, 345), folder="/lib/far2")  # a sibling sharing a prefix
+    fill(store, rng, far, range(345, 350), folder="/lib/far/é ü")  # a subfolder, not ASCII
+    store.optimize()
+    assert indexes.has_vector_index(store.chunks)
+    where = store.where_clause(folder="/lib/far")
+    kept = store.count_chunks(where)
+    assert kept == 900 and not indexes.exact_filter(kept, DIMS)
+    hits = search_vector(store, q, "", mode="semantic", k=200, per_file=None,
+                         filters=Filters(folder="/lib/far"))
+    assert len(hits) == 200
+    assert all(h.path.startswith("/lib/far/") for h in hits)
+    assert {h.path.rsplit("/", 1)[0] for h in hits} == {"/lib/far", "/lib/far/é ü"}
+    # the store's own answer: as many as asked, the first ten of them the exact ones (a share
+    # of the partitions is searched, not all: the deeper hits may differ, where every passage
+    # of the folder is about as far from the query as the next)
+    rows = store.vector_search(q, 200, where, filtered_rows=kept)
+    truth = exact_top(store, q, 200, "starts_with(path, '/lib/far/')")
+    assert len(rows) == 200
+    assert len({r["id"] for r in rows[:10]} & set(truth[:10])) >= 9
+    # a folder and its sibling of the same prefix, counted apart
+    assert store.count_chunks(store.where_clause(folder="/lib/far2")) == 5 * PER_FILE
+    assert store.count_chunks(store.where_clause(folder="/lib/fa")) == 0
 
 
 def test_new_rows_are_found_before_they_are_folded_in_and_growth_rebuilds(tmp_path,
@@ -143,11 +182,23 @@ def test_new_rows_are_found_before_they_are_folded_in_and_growth_rebuilds(tmp_pa
     assert indexes.IndexBook(tmp_path / "db").read()[store.chunks.name]["rows"] == 6200
 
 
-def test_4096_dimensions_get_rabitq():
-    from lancedb.index import IvfPq, IvfRq
+def test_the_policy_the_benchmark_chose():
+    """4-bit IVF_RQ for every width (bench/ann_tune.py), partitions small enough that NPROBES
+    of them are a small part of the table, and about REFINE_CANDIDATES passages re-ranked."""
+    from lancedb.index import IvfRq
 
-    assert isinstance(indexes.vector_index_config(100_000, 4096), IvfRq)
-    assert isinstance(indexes.vector_index_config(1_000_000, 384), IvfPq)
+    wide, narrow = (indexes.vector_index_config(100_000, 4096),
+                    indexes.vector_index_config(1_000_000, 384))
+    assert isinstance(wide, IvfRq) and isinstance(narrow, IvfRq)
+    assert (wide.num_bits, wide.distance_type) == (4, "dot")
+    assert (indexes.partitions(100_000, 4096), indexes.partitions(1_000_000, 384)) == (97, 244)
+    assert [indexes.refine_factor(n) for n in (10, 50, 120, 1000)] == [10, 2, 1, 1]
+    # (an exact scan over the rows a filter keeps is cheaper than the index up to about 4M
+    # floats: bench/scale.py)
+    assert indexes.exact_filter(10_000, 384) and not indexes.exact_filter(11_000, 384)
+    assert indexes.exact_filter(970, 4096) and not indexes.exact_filter(1_000, 4096)
+    # a filtered search through the index: 40% of the partitions, at least NPROBES
+    assert [indexes.filtered_nprobes(p) for p in (10, 40, 97, 244)] == [10, 20, 39, 98]
     assert not indexes.vector_index_wanted(40_000, 384)  # 15M floats: an exact scan
     assert indexes.vector_index_wanted(50_000, 384) and indexes.vector_index_wanted(4_000, 4096)
 
@@ -159,3 +210,43 @@ def test_every_store_of_the_process_shares_one_bounded_session(tmp_path):
     rng = np.random.default_rng(4)
     fill(b, rng, rng.standard_normal((5, DIMS)), range(3))
     assert b.count_chunks() == 3 * PER_FILE and a.count_chunks() == 0
+
+
+def test_keyword_search_under_a_filter_is_the_filtered_ranking(tmp_path, small_thresholds):
+    """lance#4957 (open): the full-text index's top-k under a prefilter, for queries of several
+    words and a small limit, was reported incomplete. Here the filtered top 10 must be the
+    unfiltered ranking with the other folders' passages taken out (BM25's statistics are the
+    whole index's either way), for one-, two- and three-word queries."""
+    rng = np.random.default_rng(11)
+    vocab = [f"w{i:03d}" for i in range(400)]
+    weights = 1.0 / np.arange(1, len(vocab) + 1)
+    weights /= weights.sum()
+    store = Store(tmp_path / "db", "t", DIMS)
+    centres = rng.standard_normal((10, DIMS))
+    chunks, rows = [], []
+    vectors = clustered(rng, 300 * PER_FILE, centres)
+    for i in range(300):
+        folder = "/lib/in" if i % 8 == 0 else f"/lib/out{i % 8}"
+        fid, path = f"f{i:06}", f"{folder}/file{i}.txt"
+        for j in range(PER_FILE):
+            words = rng.choice(vocab, size=int(rng.integers(20, 60)), p=weights)
+            chunks.append({"id": f"{fid}:{j}", "file_id": fid, "hash": "h", "path": path,
+                           "kind": "text", "ordinal": j, "page": None, "start": 0, "end": 1,
+                           "line_start": 1, "line_end": 1, "n_tokens": len(words),
+                           "text": " ".join(words), "vector": vectors[i * PER_FILE + j].tolist()})
+        rows.append(FileRow(fid, path, folder, "text", 1, 1, "h", "ok", "", PER_FILE,
+                            PER_FILE * 40, "v", 0.0))
+    store.write(chunks, rows)
+    store.optimize()
+    assert "text_idx" in {i.name for i in store.chunks.list_indices()}
+    where = store.where_clause(folder="/lib/in")
+    checked = 0
+    for query in ("w120", "w050 w200", "w031 w077 w150", "w010 w333", "w005 w099 w250"):
+        got = store.keyword_search(query, 10, where)
+        every = [r for r in store.keyword_search(query, 6000)
+                 if r["path"].startswith("/lib/in/")]
+        assert len(got) == min(10, len(every)), query
+        want = [round(r["score"], 4) for r in every[:10]]
+        assert [round(r["score"], 4) for r in got] == want, query
+        checked += len(got)
+    assert checked >= 40

@@ -6,6 +6,7 @@ file; it is also the single list that says what "supported" means to the rest of
 
 from __future__ import annotations
 
+import os
 from pathlib import PurePath
 
 _TEXT = ".txt .text .log .csv .tsv .nfo .org .adoc .asciidoc .textile .srt .vtt"
@@ -57,7 +58,9 @@ _VARIANT_STEMS = frozenset({"dockerfile", "containerfile"})
 
 def kind_for(path: str | PurePath) -> str | None:
     """The extractor kind for a file name, or None if the file is not supported."""
-    name = PurePath(path).name.lower()
+    # (a walk asks for every entry's name: a plain name needs no PurePath)
+    name = (path if isinstance(path, str) and "/" not in path and os.sep not in path
+            else PurePath(path).name).lower()
     if name in _NAME_KINDS:
         return _NAME_KINDS[name]
     stem, dot, suffix = name.rpartition(".")

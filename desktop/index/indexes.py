@@ -1,15 +1,28 @@
 """Which indexes a model's tables carry, decided by the writer from their size.
 
 - **Vectors.** Below VECTOR_INDEX_MIN_FLOATS (rows x dimensions) search is an exact scan: one
-  pass over the vectors, fast at that size and never wrong. Above it an IVF index with the dot
-  metric (the store's), searched with NPROBES partitions and re-ranked exactly over REFINE times
-  the hits asked for: IVF_PQ for up to 1024 dimensions, IVF_RQ (RaBitQ) for the 4096 of the 7B
-  embedders (../shared/SCALE.md: a metric other than the index's falls back to a scan). New
-  rows are folded in by optimize() as delta segments, and searched exactly until then; the
-  index is built again when the table has grown GROWTH_REBUILD-fold since it was trained,
-  holds more than MAX_DELTAS segments, or its measured recall has dropped under RECALL_FLOOR:
-  at most every RECALL_PROBE_SECONDS the writer searches PROBE_QUERIES stored vectors both
-  through the index and exactly, and books the recall@10.
+  pass over the vectors, fast at that size and never wrong. Above it an IVF_RQ index (RaBitQ,
+  RQ_BITS bits a dimension) with the dot metric (the store's; ../shared/SCALE.md: a metric
+  other than the index's falls back to a scan), searched with NPROBES partitions and
+  re-ranked exactly over about REFINE_CANDIDATES candidates (refine_factor). bench/ann_tune.py
+  chose it (README, *Choosing the vector index*): at 1M x 384 IVF_PQ (48 sub-vectors)
+  reached recall@10 0.88 re-ranking ten times the hits and trained in 107 s, while 4-bit
+  IVF_RQ reached 1.00 re-ranking twice the hits, at 7 ms, trained in 32 s; at 100k x 4096
+  it gave 0.99 at 9 ms; 1-bit RQ needed five to ten times the re-ranking for 0.93-0.99,
+  IVF_SQ was three to ten times slower. Partitions hold ROWS_PER_PARTITION rows (fewer for
+  wide vectors, so that NPROBES of them stay a small part of the table). New rows are folded
+  in by optimize() as delta segments, and searched exactly until then; the index is built
+  again when the table has grown GROWTH_REBUILD-fold since it was trained, holds more than
+  MAX_DELTAS segments, or its measured recall has dropped under RECALL_FLOOR: at most every
+  RECALL_PROBE_SECONDS the writer searches PROBE_QUERIES stored vectors both through the
+  index and exactly, and books the recall@10.
+- **Filters.** A filter that keeps under EXACT_FILTERED_FLOATS (rows x dimensions) is scanned
+  exactly: every passage it keeps, in exact order (bench/scale.py at 1M x 384: 7 ms for 1,000
+  kept passages, 18 ms for 10,000, 28 ms for 20,000, where the index takes about 20). A wider
+  one goes through the index, searching FILTERED_PROBE_SHARE of the partitions (the query's
+  nearest NPROBES hold too few of the nearest kept passages: recall@10 0.73 to 0.92 for a 2%
+  folder; 0.97 to 1.0 with 40%), and all of them when that returns fewer hits than asked for
+  and the filter keeps, so that a folder far from the query still gives all it holds.
 - **Scalars.** BTREE on the passage id, file id and path and BITMAP on the kind (passages);
   BTREE on the file id and path and BITMAP on the folder (files), once a table has
   SCALAR_INDEX_MIN_ROWS rows: the prefilters of search and the writer's lookups by file then
@@ -23,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +48,12 @@ VECTOR_INDEX_MIN_FLOATS = 16_000_000  # ~42k x 384, ~4k x 4096 (64 MB of vectors
 SCALAR_INDEX_MIN_ROWS = 5_000
 GROWTH_REBUILD = 2.0
 MAX_DELTAS = 8
-ROWS_PER_PARTITION = 4096
+ROWS_PER_PARTITION = 4096  # up to 1024 dimensions; a quarter of it above
+RQ_BITS = 4
 NPROBES = 20
-REFINE = 10
-EXACT_FILTERED_ROWS = 50_000  # a filter keeping fewer passages: exact scan over just those
+REFINE_CANDIDATES = 100  # passages re-ranked with their full vectors, at least
+EXACT_FILTERED_FLOATS = 4_000_000  # a filter keeping fewer: exact scan over just those
+FILTERED_PROBE_SHARE = 0.4  # a wider filter: this share of the partitions, NPROBES at least
 BUILDS_FILE = "index-builds.json"
 RECALL_FLOOR = 0.95
 RECALL_PROBE_SECONDS = 3600.0
@@ -53,14 +69,33 @@ def vector_index_wanted(rows: int, dims: int) -> bool:
     return rows * dims >= VECTOR_INDEX_MIN_FLOATS
 
 
-def vector_index_config(rows: int, dims: int) -> Any:
-    from lancedb.index import IvfPq, IvfRq
+def partitions(rows: int, dims: int) -> int:
+    return max(1, rows // (ROWS_PER_PARTITION if dims <= 1024 else ROWS_PER_PARTITION // 4))
 
-    partitions = max(1, rows // ROWS_PER_PARTITION)
-    if dims > 1024:
-        return IvfRq(distance_type="dot", num_partitions=partitions)
-    return IvfPq(distance_type="dot", num_partitions=partitions,
-                 num_sub_vectors=max(1, dims // 8))
+
+def vector_index_config(rows: int, dims: int) -> Any:
+    from lancedb.index import IvfRq
+
+    return IvfRq(distance_type="dot", num_partitions=partitions(rows, dims), num_bits=RQ_BITS)
+
+
+def refine_factor(limit: int) -> int:
+    """How many times `limit` to re-rank exactly: REFINE_CANDIDATES passages, or the hits
+    asked for when they are more (at 4096 dimensions each re-ranked passage is a random read
+    of 16 KB: some 0.1 ms here)."""
+    return max(1, -(-REFINE_CANDIDATES // max(1, limit)))
+
+
+def filtered_nprobes(partitions: int) -> int:
+    """Partitions searched for a filtered query: its nearest kept passages need not lie in the
+    query's nearest NPROBES partitions (bench/scale.py's folder filter of 2% found 0.73 to 0.92
+    of them there), so a wider share; all of them when that returns too few."""
+    return min(partitions, max(NPROBES, math.ceil(partitions * FILTERED_PROBE_SHARE)))
+
+
+def exact_filter(filtered_rows: int, dims: int) -> bool:
+    """Whether a filter keeping this many passages is scanned exactly (all it keeps)."""
+    return filtered_rows * dims <= EXACT_FILTERED_FLOATS
 
 
 def _scalar_config(kind: str) -> Any:
@@ -154,8 +189,9 @@ def probe_due(table: Any, book: IndexBook, now: float) -> bool:
 
 
 def probe_recall(table: Any, book: IndexBook, now: float, k: int = 10,
-                 refine: int | None = None, nprobes: int | None = None) -> float:
-    """recall@k of the index as searched (NPROBES, REFINE) against an exact scan, for
+                 limit: int = 50) -> float:
+    """recall@k of the index as searched (NPROBES, refine_factor; `limit` hits, the first k
+    counted, as search asks for a pool of at least 50) against an exact scan, for
     PROBE_QUERIES stored vectors spread over the table; booked with the time."""
     import numpy as np
 
@@ -169,9 +205,9 @@ def probe_recall(table: Any, book: IndexBook, now: float, k: int = 10,
         base = table.search(v, vector_column_name="vector").distance_type("dot").limit(k)
         exact = {r["id"] for r in
                  base.bypass_vector_index().select(["id", "_distance"]).to_list()}
-        ann = table.search(v, vector_column_name="vector").distance_type("dot").limit(k)
-        ann = ann.nprobes(nprobes or NPROBES).refine_factor(refine or REFINE)
-        got = {r["id"] for r in ann.select(["id", "_distance"]).to_list()}
+        ann = table.search(v, vector_column_name="vector").distance_type("dot").limit(limit)
+        ann = ann.nprobes(NPROBES).refine_factor(refine_factor(limit))
+        got = {r["id"] for r in ann.select(["id", "_distance"]).to_list()[:k]}
         found.append(len(exact & got) / max(1, len(exact)))
     recall = round(sum(found) / max(1, len(found)), 4)
     book.note(table.name, recall=recall, probed_at=now)

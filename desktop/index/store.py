@@ -16,7 +16,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -146,6 +146,10 @@ class FileRow:
         return {k: getattr(self, k) for k in FILE_SCHEMA.names}
 
 
+# file_rows() builds rows positionally, in the schema's order
+assert [f.name for f in fields(FileRow)] == FILE_SCHEMA.names
+
+
 class Store:
     """One model's index inside a data dir."""
 
@@ -165,7 +169,12 @@ class Store:
         self.files = self._open_or_create(f"files_{key}", FILE_SCHEMA, existing)
         self.chunks = self._open_or_create(f"chunks_{key}", chunk_schema(dims), existing)
         self._has_fts = False  # known to have the full-text index (the writer builds it)
-        self._vector_index_at: tuple[float, bool] | None = None  # (when asked, the answer)
+        # (when asked, the vector index's partitions: 0 without one)
+        self._vector_index_at: tuple[float, int] | None = None
+        self._counts: dict[tuple[int, str], int] = {}  # (table version, filter) -> passages
+        # file_id -> hash of the files that may be shown, as of a version of the files table
+        self._valid: tuple[int, dict[str, str]] | None = None
+        self._valid_read_at = -1e9
         width = self.chunks.schema.field("vector").type.list_size
         if width != dims:
             raise ValueError(f"index {key} holds {width}-dim vectors, model gives {dims}")
@@ -219,7 +228,12 @@ class Store:
         tbl = query.limit(None).to_arrow() if self.files.count_rows() else None
         if tbl is None:
             return {}
-        return {d["path"]: FileRow.from_dict(d) for d in tbl.to_pylist()}
+        # column by column, and rows built positionally: three times faster than to_pylist()
+        # and dicts (about 0.3 s for 50,000 files)
+        columns = [tbl.column(name).to_pylist() for name in FILE_SCHEMA.names]
+        paths = columns[FILE_SCHEMA.names.index("path")]
+        return dict(zip(paths, (FileRow(*values) for values in zip(*columns, strict=True)),
+                        strict=True))
 
     def folder_counts(self) -> dict[str, dict[str, int]]:
         """Per watched folder: files indexed, failed and skipped, and passages; only the three
@@ -245,7 +259,19 @@ class Store:
         return out
 
     def count_chunks(self, where: str | None = None) -> int:
-        return self.chunks.count_rows(where) if where else self.chunks.count_rows()
+        """Passages in all, or those a filter keeps: counted once per version of the table (a
+        search with a filter counts first, and a person typing query after query in one folder
+        asks again and again)."""
+        if not where:
+            return self.chunks.count_rows()
+        key = (self.chunks.version, where)
+        n = self._counts.get(key)
+        if n is None:
+            n = self.chunks.count_rows(where)
+            if len(self._counts) >= 256:
+                self._counts.clear()
+            self._counts[key] = n
+        return n
 
     def where_clause(self, kinds: Sequence[str] = (), folder: str | None = None,
                      since: float | None = None, until: float | None = None) -> str | None:
@@ -259,7 +285,10 @@ class Store:
         prefix = None
         if folder:
             prefix = folder if folder.endswith(os.sep) else folder + os.sep
-            parts.append(f"starts_with(path, {sql_str(prefix)})")
+            # the paths under it, as a range: the path's BTREE answers it (starts_with()
+            # scans every path, 17 ms at 100k passages against 1.3)
+            above = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+            parts.append(f"path >= {sql_str(prefix)} AND path < {sql_str(above)}")
         if since is not None or until is not None:
             # the files the other filters leave, and which of them were modified in the span
             tbl = (self.files.search().where(" AND ".join(["status = 'ok'", *parts]))
@@ -285,10 +314,31 @@ class Store:
         return " AND ".join(parts) or None
 
     def valid_hashes(self, file_ids: Iterable[str]) -> dict[str, str]:
-        """file_id -> hash of the files whose passages may be shown."""
+        """file_id -> hash of the files whose passages may be shown, as of the files table's
+        newest version (every search asks, for each list it ranks).
+
+        The answer for the whole table is kept per version of the files table: while that
+        version is the newest, a lookup costs a version check and a dict. A new version is
+        read in full (some 45 ms at 50,000 files) at most every VALID_REREAD_SECONDS; between
+        two such reads (a writer committing batch after batch) only the ids asked for are
+        looked up, in the table."""
         ids = sorted(set(file_ids))
         if not ids:
             return {}
+        version = self.files.version
+        if self._valid is not None and self._valid[0] == version:
+            known = self._valid[1]
+            return {i: known[i] for i in ids if i in known}
+        now = time.monotonic()
+        if (now - self._valid_read_at >= VALID_REREAD_SECONDS
+                and self.files.count_rows() <= VALID_CACHE_MAX_FILES):
+            self._valid_read_at = now
+            rows = (self.files.search().where("status = 'ok'").select(["file_id", "hash"])
+                    .limit(None).to_arrow())
+            known = dict(zip(rows.column("file_id").to_pylist(),
+                             rows.column("hash").to_pylist(), strict=True))
+            self._valid = (version, known)
+            return {i: known[i] for i in ids if i in known}
         out: dict[str, str] = {}
         for part in _in_lists(ids):
             rows = (self.files.search().where(f"file_id IN ({part}) AND status = 'ok'")
@@ -368,16 +418,18 @@ class Store:
             ids = ok.column("file_id").to_pylist()
             valid = dict(zip(ids, ok.column("hash").to_pylist(), strict=True))
             claimed = dict(zip(ids, ok.column("n_chunks").to_pylist(), strict=True))
-        pairs: list[tuple[str, str]] = []
+        groups: list[tuple[str, str, int]] = []  # (file_id, hash, passages), counted in Arrow
         if self.chunks.count_rows():
             have = self.chunks.search().select(["file_id", "hash"]).limit(None).to_arrow()
-            pairs = list(zip(have.column("file_id").to_pylist(),
-                             have.column("hash").to_pylist(), strict=True))
-        bad = {(f, h) for f, h in pairs if valid.get(f) != h}
+            counted = have.group_by(["file_id", "hash"]).aggregate([("file_id", "count")])
+            groups = list(zip(counted.column("file_id").to_pylist(),
+                              counted.column("hash").to_pylist(),
+                              counted.column("file_id_count").to_pylist(), strict=True))
+        bad = {(f, h) for f, h, _ in groups if valid.get(f) != h}
         if bad:
             log.info("removing passages of %d unfinished or replaced files", len(bad))
             self._delete_pairs(sorted(bad), "=")
-        held = Counter(f for f, h in pairs if valid.get(f) == h)
+        held = Counter({f: n for f, h, n in groups if valid.get(f) == h})
         broken = sorted(f for f, n in claimed.items() if held[f] != n)
         if broken:
             log.warning("%d files do not have the passages their row says: indexing them "
@@ -431,12 +483,17 @@ class Store:
         if indexes.ensure_vector_index(self.chunks, self.dims, self.index_book):
             self._vector_index_at = None  # look again
 
-    def _has_vector_index(self) -> bool:
-        """Whether the passages carry a vector index (another process may build one: asked
+    def _vector_partitions(self) -> int:
+        """The vector index's partitions, 0 without one (another process may build one: asked
         again every few seconds, not at every query)."""
         now = time.monotonic()
         if self._vector_index_at is None or now - self._vector_index_at[0] > 5.0:
-            self._vector_index_at = (now, indexes.has_vector_index(self.chunks))
+            parts = 0
+            if indexes.has_vector_index(self.chunks):
+                trained = (self.index_book.read().get(self.chunks.name, {}).get("rows")
+                           or self.chunks.count_rows())
+                parts = indexes.partitions(int(trained), self.dims)
+            self._vector_index_at = (now, parts)
         return self._vector_index_at[1]
 
     def ensure_fts(self) -> None:
@@ -462,17 +519,28 @@ class Store:
         Exact below the size where a vector index pays (indexes.py); above it the index,
         re-ranked exactly, except for a filter that keeps few passages (`filtered_rows`, when
         the caller has counted them): those are scanned exactly, all of them."""
-        q = self.chunks.search(vector.astype(np.float32), vector_column_name="vector")
-        q = q.distance_type("dot").limit(limit)
-        if self._has_vector_index():
-            if where and filtered_rows is not None and (
-                    filtered_rows <= indexes.EXACT_FILTERED_ROWS):
-                q = q.bypass_vector_index()
-            else:
-                q = q.nprobes(indexes.NPROBES).refine_factor(indexes.REFINE)
-        if where:
-            q = q.where(where, prefilter=True)
-        rows = q.select([*_RESULT_COLUMNS, "_distance"]).to_arrow().to_pylist()
+        partitions = self._vector_partitions()
+        every = False
+        while True:
+            q = self.chunks.search(vector.astype(np.float32), vector_column_name="vector")
+            q = q.distance_type("dot").limit(limit)
+            if partitions:
+                if where and filtered_rows is not None and indexes.exact_filter(filtered_rows,
+                                                                                self.dims):
+                    q = q.bypass_vector_index()
+                else:
+                    probes = (partitions if every else
+                              indexes.filtered_nprobes(partitions) if where else indexes.NPROBES)
+                    q = q.nprobes(probes).refine_factor(indexes.refine_factor(limit))
+            if where:
+                q = q.where(where, prefilter=True)
+            rows = q.select([*_RESULT_COLUMNS, "_distance"]).to_arrow().to_pylist()
+            # a filter whose passages lie beyond the partitions searched: all of them, so it
+            # never returns fewer hits than it keeps
+            if (every or not partitions or not where or filtered_rows is None
+                    or len(rows) >= min(limit, filtered_rows)):
+                break
+            every = True
         for r in rows:
             r["score"] = 1.0 - float(r.pop("_distance"))
         return rows
@@ -493,5 +561,7 @@ class Store:
         return rows
 
 
+VALID_REREAD_SECONDS = 2.0
+VALID_CACHE_MAX_FILES = 250_000  # (a dict of this many ids and hashes: some 50 MB)
 _RESULT_COLUMNS = ["id", "file_id", "hash", "path", "kind", "ordinal", "page", "start", "end",
                    "line_start", "line_end", "text"]

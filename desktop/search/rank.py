@@ -8,13 +8,28 @@ index never shows text that is no longer on disk, even right after a crash.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from desktop.index.store import NOTHING, Store
 from desktop.models.embedder import Embedder
 from desktop.search.query import MODES, NO_FILTER, RRF_K, Filters, Hit
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Threads that run the keyword half of a hybrid search beside the semantic half."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="semdex-search")
+        return _executor
 
 
 def _cap_per_file(rows: list[dict], per_file: int | None, k: int) -> list[dict]:
@@ -66,13 +81,19 @@ def search_vector(store: Store, vector: np.ndarray | None, query: str, *, mode: 
             return []
     pool = max(50, k * (per_file or 1) * 4)
     while True:
-        lists = []
+        runs: list[Callable[[], list[dict]]] = []
         if mode in ("semantic", "hybrid"):
             assert vector is not None
-            lists.append(_valid(store, store.vector_search(
-                vector, pool, where, filtered_rows=total if where else None)))
+            runs.append(functools.partial(store.vector_search, vector, pool, where,
+                                          filtered_rows=total if where else None))
         if mode in ("keyword", "hybrid") and query.strip():
-            lists.append(_valid(store, store.keyword_search(query, pool, where)))
+            runs.append(functools.partial(store.keyword_search, query, pool, where))
+        if len(runs) == 2:  # hybrid: both rankings at once (LanceDB works outside the GIL)
+            other = _pool().submit(runs[1])
+            found = [runs[0](), other.result()]
+        else:
+            found = [run() for run in runs]
+        lists = [_valid(store, rows) for rows in found]
         rows = lists[0] if len(lists) == 1 else _fuse(lists) if lists else []
         capped = _cap_per_file(rows, per_file, k)
         if len(capped) >= k or pool >= total:
