@@ -39,6 +39,9 @@ def _common(p: argparse.ArgumentParser, *, defaults: bool) -> None:
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for the model", **kw)
     p.add_argument("--gpu-layers", type=int, metavar="N",
                    help="layers to offload to the GPU (-1: all)", **kw)
+    p.add_argument("--device", metavar="NAME", help="the GPU to run the model on, as "
+                   "`semdex models` lists them (Vulkan0, CUDA1), or cpu; default: the "
+                   "discrete GPU with the most free memory", **kw)
     p.add_argument("--embed-url", metavar="URL", help="compute vectors on an embedding "
                    "server (OpenAI /v1/embeddings, e.g. llama-server) with the model of "
                    "--model: http://gpu-box:8080/v1", **kw)
@@ -217,7 +220,7 @@ def _engine(args: argparse.Namespace):
 
     settings = _config(args).embedder_settings(
         chunk_tokens=getattr(args, "chunk_tokens", None), threads=args.threads,
-        gpu_layers=args.gpu_layers, embed_url=args.embed_url)
+        gpu_layers=args.gpu_layers, embed_url=args.embed_url, device=args.device)
     try:
         return Engine(_data_dir(args), args.model, args.family, settings)
     except (ModelFileError, NotAnEmbedder, StarterModelMissing) as exc:
@@ -539,6 +542,10 @@ def cmd_status(args: argparse.Namespace) -> int:
           + ("  [starter]" if m["starter"] else ""))
     if m.get("embed_url"):
         print(f"Vectors:  from the embedding server {m['embed_url']}")
+    else:
+        c = st["compute"]
+        layers = {0: "", -1: ", all layers"}.get(c["gpu_layers"], f", {c['gpu_layers']} layers")
+        print(f"Runs on:  {c['text']}{layers}" + (f" ({c['note']})" if c["note"] else ""))
     check = m.get("check")
     if m.get("embed_url"):
         pass  # the server loads the weights: no trial load here
@@ -594,13 +601,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     config = _config(args)
     found = survey(args.paths, args.model or state.model.path, list_chosen=not args.paths,
                    family=args.family, locations=Locations() if args.paths else None,
-                   chunk_tokens=config.chunk_tokens, threads=args.threads or config.threads)
+                   chunk_tokens=config.chunk_tokens, threads=args.threads or config.threads,
+                   device=config.embedder_settings(device=args.device).device)
     gpu = found.gpu
     entries = [d.to_dict() for d in found.models]
     missing = [] if args.paths else found.missing
     if args.json:
         print(json.dumps({
             "accelerator": dataclasses.asdict(gpu), "models": entries, "notes": notes,
+            "cpu_variants": _cpu_variants(),
             "not_installed": [s.entry.to_dict() | {"verdict": s.verdict.to_dict()}
                               for s in missing],
             "families": {k: {"label": p.label, "pooling": p.pooling_name,
@@ -609,7 +618,11 @@ def cmd_models(args: argparse.Namespace) -> int:
                              "instruction": p.instruct, "tasks": p.tasks}
                          for k, p in PROFILES.items()}}, ensure_ascii=False, indent=2))
         return 0
-    print(f"Accelerator: {gpu.describe()}\n")
+    print(f"Accelerator: {gpu.describe()}")
+    print(f"Models run on: {gpu.choice or gpu.name}"
+          + ("" if len(gpu.gpus) < 2 else "  (others: " + ", ".join(
+              d.label() for d in gpu.gpus if d.name != gpu.device) + "; --device NAME)")
+          + "\n")
     for note in notes:
         print(f"! {note}\n")
     if not entries:
@@ -638,6 +651,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cpu_variants() -> list[str]:
+    """The CPU variants of a portable llama.cpp build (the installers'); none otherwise."""
+    try:
+        from desktop.models.llama_model import cpu_variants
+
+        return cpu_variants()
+    except Exception:  # noqa: BLE001 - llama_cpp missing or broken: said elsewhere
+        return []
+
+
 def _recheck(args: argparse.Namespace) -> list[str]:
     """`models --recheck PATH...`: a new trial load of each file, whatever is remembered."""
     from desktop.models.gguf_info import ModelFileError
@@ -648,7 +671,8 @@ def _recheck(args: argparse.Namespace) -> list[str]:
     if not files:
         raise CliError("--recheck needs the GGUF files to try (semdex models --recheck PATH)")
     # what the window and `semdex index` load with, so the outcome is the one they look up
-    settings = _config(args).embedder_settings(threads=args.threads, gpu_layers=args.gpu_layers)
+    settings = _config(args).embedder_settings(threads=args.threads, gpu_layers=args.gpu_layers,
+                                               device=args.device)
     notes = []
     for path in files:
         try:

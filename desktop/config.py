@@ -61,11 +61,20 @@ def _str_list_problem(value: Any, what: str) -> str | None:
     return None
 
 
+def _device(value: str | None) -> str | None:
+    """A device setting as the embedder takes it: None for automatic ("auto" on the command
+    line), "cpu" whatever its case, else the llama.cpp device name as written."""
+    if value is None or not value.strip() or value.strip().lower() in ("auto", "automatic"):
+        return None
+    return "cpu" if value.strip().lower() == "cpu" else value.strip()
+
+
 @dataclass
 class Config:
     data_dir: str | None = None  # None: the platform's data folder (or $SEMDEX_DATA_DIR)
     excludes: list[str] = field(default_factory=list)  # file and folder name patterns to skip
     gpu_layers: int | None = None  # None: the layers that fit the GPU at load; -1 all; 0 CPU only
+    device: str | None = None  # a llama.cpp device ("Vulkan0"), "cpu"; None: the best GPU
     chunk_tokens: int | None = None  # None: the model family's passage length
     threads: int | None = None  # None: every core this process may use
     model_folders: list[str] = field(default_factory=list)  # extra places to look for GGUFs
@@ -79,8 +88,8 @@ class Config:
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def embedder_settings(self, *, chunk_tokens: int | None = None, threads: int | None = None,
-                          gpu_layers: int | None = None,
-                          embed_url: str | None = None) -> EmbedderSettings:
+                          gpu_layers: int | None = None, embed_url: str | None = None,
+                          device: str | None = None) -> EmbedderSettings:
         """The model settings these stand for, with a command line's flags (those not None)
         over them: one place, so the window's worker, the model picker's trial load and the
         CLI ask for the same thing (and so find the same record)."""
@@ -92,7 +101,8 @@ class Config:
         return EmbedderSettings(chunk_tokens=pick(chunk_tokens, self.chunk_tokens),
                                 threads=pick(threads, self.threads),
                                 gpu_layers=pick(gpu_layers, self.gpu_layers),
-                                embed_url=(embed_url or self.embed_url or None))
+                                embed_url=(embed_url or self.embed_url or None),
+                                device=_device(device if device is not None else self.device))
 
     def sync_settings(self, *, polling: bool | None = None,
                       quiet: float | None = None) -> SyncSettings:
@@ -124,6 +134,10 @@ class Config:
                                             or self.gpu_layers < -1):
             out["gpu_layers"] = ("GPU layers must be automatic, -1 (all), 0 (processor only) "
                                  "or a number of layers.")
+        if self.device is not None and (not isinstance(self.device, str)
+                                        or not self.device.strip()):
+            out["device"] = ("The compute device must be automatic, cpu, or a device name such "
+                             "as Vulkan0.")
         lo, hi = CHUNK_TOKENS_RANGE
         if self.chunk_tokens is not None and (not _is_int(self.chunk_tokens)
                                               or not lo <= self.chunk_tokens <= hi):

@@ -26,7 +26,7 @@ from desktop.index.scan import ScanProblem, displayable, is_under, scan_folder
 from desktop.index.state import ModelChoice, State
 from desktop.index.store import FileRow, Store
 from desktop.models import model_check
-from desktop.models.embedder import Embedder, EmbedderSettings, model_key
+from desktop.models.embedder import Embedder, EmbedderSettings, load_params, model_key
 from desktop.models.gguf_info import ModelInfo, read_model_info
 from desktop.models.profiles import Profile, detect_profile
 from desktop.paths import resolve_data_dir
@@ -128,6 +128,23 @@ class Engine:
     def embedder_settings(self) -> EmbedderSettings:
         s = self.settings
         return replace(s, family=self.model.profile.family)
+
+    def compute(self) -> dict[str, Any]:
+        """Where the vectors are computed: the loaded model's placement (with the note of a
+        fall-back from the GPU), else what loading it would decide now."""
+        s = self.embedder_settings
+        if s.embed_url:
+            return {"backend": "remote", "device": s.embed_url, "gpu_layers": None,
+                    "text": f"the embedding server at {s.embed_url}", "why": "", "note": ""}
+        emb = self._embedder
+        if emb is not None and hasattr(emb, "load_params"):
+            p, note = emb.load_params, getattr(emb, "fallback_note", "")
+        else:
+            p, note = load_params(self.model.info, self.model.profile, s), ""
+        return {"backend": p.backend, "device": p.device or ("cpu" if not p.gpu_layers
+                                                             else None),
+                "gpu_layers": p.gpu_layers, "text": p.compute or "CPU", "why": p.gpu_layers_why,
+                "note": note}
 
     def model_check(self) -> model_check.CheckResult | None:
         """The remembered outcome of the active model's trial load: with these settings, else
@@ -400,6 +417,7 @@ class Engine:
                 # where vectors are computed: None here, else the embedding server's address
                 "embed_url": self.settings.embed_url,
             },
+            "compute": self.compute(),
             "passages": self.store.count_chunks(),
             "files": sum(1 for r in rows if r.status == "ok"),
             "writer": writer,

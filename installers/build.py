@@ -40,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import app_info  # noqa: E402
+import backends  # noqa: E402
 
 ROOT = app_info.ROOT
 HERE = ROOT / "installers"
@@ -60,11 +61,16 @@ STARTER_FILE = "all-MiniLM-L6-v2-F16.gguf"
 PYINSTALLER = "pyinstaller==6.22.3"
 
 
-def llama_cmake_args() -> list[str]:
+BACKEND = backends.default_backend()  # --backend
+
+
+def llama_cmake_args(backend: str | None = None) -> list[str]:
     """How llama.cpp is compiled for the shipped app: for every CPU of the platform, not the
-    build machine's (a native build uses AVX-512 here and would crash most users' CPUs)."""
+    build machine's (a native build uses AVX-512 here and would crash most users' CPUs), with
+    the GPU backend of installers/backends.py beside the CPU one."""
     args = ["-DGGML_NATIVE=OFF", "-DLLAVA_BUILD=OFF", "-DLLAMA_BUILD_TOOLS=OFF",
             "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_SERVER=OFF"]
+    args += backends.cmake_args(backend or BACKEND, SYSTEM)
     if SYSTEM == "Darwin":
         # one CPU backend (Metal embedded on arm64). On Intel Macs llama-cpp-python turns AVX,
         # AVX2, FMA and F16C off; BMI2 too, or the kernels would need a Haswell (macOS 12 runs
@@ -113,8 +119,11 @@ def ensure_system_tools(target: str) -> None:
     """Install (as root on Debian/Ubuntu) or name the system packages the target needs."""
     if SYSTEM != "Linux":
         return
-    tools = TOOLS.get(target, {})
-    missing = sorted({pkg for exe, pkg in tools.items() if not shutil.which(exe)})
+    tools = dict(TOOLS.get(target, {}))
+    if target in ("deb", "tar", "app", "smoke"):
+        tools.update(backends.build_packages(BACKEND))
+    missing = sorted({pkg for exe, pkg in tools.items()
+                      if not (os.path.exists(exe) if exe.startswith("/") else shutil.which(exe))})
     have_dpkg = shutil.which("dpkg-query") is not None
     if have_dpkg:
         for pkg in XCB_PACKAGES:
@@ -158,7 +167,8 @@ def portable_llama_wheel() -> Path:
     out.mkdir(parents=True, exist_ok=True)
     env = dict(_build_env(), CMAKE_ARGS=" ".join(llama_cmake_args()))
     env.pop("SOURCE_DATE_EPOCH", None)  # it would turn every SIMD baseline off as well
-    say("compiling llama-cpp-python for every CPU (about 12 minutes on 2 cores) ...")
+    say(f"compiling llama-cpp-python for every CPU, with the {BACKEND} backend (about 12 "
+        "minutes on 2 cores, 25 with Vulkan's shaders) ...")
     # --no-cache-dir: pip's wheel cache would hand back the developer's native build
     run([VENV_PY, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--no-binary",
          "llama-cpp-python", f"llama-cpp-python=={LLAMA_VERSION}", "-w", out], env=env)
@@ -356,6 +366,13 @@ def smoke_exe(exe: Path, gui_exe: Path | None = None) -> dict:
                              f"\n{json.dumps(status)[:2000]}")
         say(f"smoke: {version}: indexed 3 files in {figures['index_s']} s, 3 searches right, "
             "status JSON read")
+        if VENV_PY.exists():  # (it makes the quantized test models, and reads the vectors)
+            figures["backends"] = backends.smoke_backends(exe, env, tmp_path, VENV_PY, say)
+            (DIST / "smoke").mkdir(parents=True, exist_ok=True)
+            (DIST / "smoke" / "backends.json").write_text(
+                json.dumps(figures["backends"], indent=2), encoding="utf-8")
+        else:
+            say(f"smoke: no build venv ({VENV_PY}): the backends were not tried")
 
         shots = DIST / "smoke"
         shots.mkdir(parents=True, exist_ok=True)
@@ -680,7 +697,8 @@ def check_deb(deb: Path) -> None:
 def build_tar(folder: Path) -> Path:
     ver = app_info.version()
     DIST.mkdir(exist_ok=True)
-    out = DIST / f"semdex-{ver}-linux-x86_64.tar.gz"
+    # (the CUDA build is a second Linux download beside the Vulkan one)
+    out = DIST / f"semdex-{ver}-linux-x86_64{'-cuda' if BACKEND == 'cuda' else ''}.tar.gz"
     top = f"semdex-{ver}"
 
     def reset(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -739,6 +757,7 @@ def build_dmg(app: Path) -> Path:
 # -- main ----------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
+    global BACKEND
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", choices=["deb", "tar", "nsis", "dmg", "app", "smoke"])
@@ -749,11 +768,16 @@ def main(argv: list[str] | None = None) -> int:
                         "(bigger) .deb, to try packaging changes")
     parser.add_argument("--list-packages", action="store_true", help="print the Debian "
                         "packages the target needs on the build machine, and stop")
+    parser.add_argument("--backend", choices=backends.BACKENDS, default=BACKEND,
+                        help="the GPU backend beside the CPU one (default here: %(default)s; "
+                        "installers/backends.py)")
     parser.add_argument("--reuse-app", action="store_true", help="package the app frozen by "
                         "the last build again (no venv update, no PyInstaller run)")
     args = parser.parse_args(argv)
+    BACKEND = args.backend
     if args.list_packages:
-        print(" ".join(sorted(set(TOOLS.get(args.target, {}).values()) | set(XCB_PACKAGES))))
+        print(" ".join(sorted(set(TOOLS.get(args.target, {}).values()) | set(XCB_PACKAGES)
+                              | set(backends.build_packages(BACKEND).values()))))
         return 0
     if args.target == "smoke":
         if not args.path:

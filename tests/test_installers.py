@@ -25,6 +25,7 @@ from pypdf import PdfReader
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "installers"))  # build.py imports app_info the same way
 app_info = importlib.import_module("app_info")
+backends = importlib.import_module("backends")
 _spec = importlib.util.spec_from_file_location("semdex_build", ROOT / "installers" / "build.py")
 build = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(build)
@@ -94,6 +95,38 @@ def test_llama_cpp_is_built_for_every_cpu(system, machine, monkeypatch):
     assert ("-DGGML_OPENMP=OFF" in args) is (system == "Windows")  # else vcomp140.dll
     # Intel Macs: llama-cpp-python turns AVX/AVX2/FMA/F16C off, and BMI2 must go too
     assert ("-DGGML_BMI2=OFF" in args) is ((system, machine) == ("Darwin", "x86_64"))
+
+
+@pytest.mark.parametrize("system, machine, backend", [
+    ("Linux", "x86_64", "vulkan"), ("Windows", "AMD64", "vulkan"), ("Darwin", "arm64", "metal"),
+    ("Darwin", "x86_64", "cpu")])
+def test_the_shipped_builds_carry_a_gpu_backend(system, machine, backend, monkeypatch):
+    """Vulkan beside the CPU variants on Linux and Windows (one build for NVIDIA, AMD and
+    Intel GPUs), Metal on Apple silicon; CUDA as an option; the wheel cache keyed by it."""
+    monkeypatch.setattr(build, "SYSTEM", system)
+    monkeypatch.setattr(build.platform, "machine", lambda: machine)
+    assert backends.default_backend(system, machine) == backend
+    args = build.llama_cmake_args(backend)
+    assert ("-DGGML_VULKAN=ON" in args) is (backend == "vulkan")
+    assert ("-DGGML_METAL=OFF" in args) is (backend == "cpu" and system == "Darwin")
+    if system != "Darwin":
+        cuda = build.llama_cmake_args("cuda")
+        assert "-DGGML_CUDA=ON" in cuda and "-DGGML_BACKEND_DL=ON" in cuda
+        assert any(a.startswith("-DCMAKE_CUDA_ARCHITECTURES=") for a in cuda)
+        with pytest.raises(SystemExit):
+            build.llama_cmake_args("metal")
+    monkeypatch.setattr(build, "BACKEND", "vulkan")
+    vulkan_dir = build._wheel_dir()
+    monkeypatch.setattr(build, "BACKEND", "cpu")
+    assert build._wheel_dir() != vulkan_dir  # never a CPU-only wheel for a Vulkan build
+
+
+def test_the_build_machine_gets_what_vulkan_needs():
+    """glslc and the headers to compile the shaders, lavapipe to run them in the smoke test."""
+    out = subprocess.run([sys.executable, str(ROOT / "installers" / "build.py"), "deb",
+                          "--backend", "vulkan", "--list-packages"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert {"glslc", "libvulkan-dev", "mesa-vulkan-drivers", "vulkan-tools"} <= set(out)
 
 
 def test_constraints_pin_every_version():

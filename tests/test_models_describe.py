@@ -46,11 +46,11 @@ USABLE_KEYS = {"family", "label", "pooling", "query_template", "document_templat
 
 
 def _gpu(free_bytes: int, *, kind: str = "cuda", total_bytes: int = 8 * GiB,
-         offload: bool | None = True) -> GpuInfo:
+         offload: bool | None = True, choice: str = "") -> GpuInfo:
     return GpuInfo(kind, "Test GPU" if kind != "none" else "CPU",
                    total_bytes if kind != "none" else 0, free_bytes, offload,
                    ram_total_bytes=32 * GiB, ram_available_bytes=24 * GiB, cpu_threads=4,
-                   device_count=int(kind != "none"))
+                   device_count=int(kind != "none"), choice=choice)
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +89,13 @@ def test_automatic_gpu_layers_follow_the_fit_verdict(starter):
     n, why = auto_gpu_layers(info, batch, _gpu(0, kind="none", offload=False))  # no GPU
     assert (n, why) == (0, "0: CPU only; no GPU found")
 
-    # a GPU this build can use but gpu.detect cannot read (Vulkan, ROCm): no verdict, so all,
-    # as llama.cpp itself would
+    # a GPU build whose device list was read and holds no GPU: the processor
+    n, why = auto_gpu_layers(info, batch, _gpu(0, kind="none", offload=True,
+                                               choice="CPU: no GPU found"))
+    assert (n, why) == (0, "0: CPU only; CPU: no GPU found")
+
+    # a GPU build whose devices could not be read: no verdict, so all, as llama.cpp itself
+    # would
     n, why = auto_gpu_layers(info, batch, _gpu(0, kind="none", offload=True))
     assert n == -1 and "cannot read" in why
 
@@ -114,7 +119,8 @@ def test_load_params_resolve_automatic_from_the_gpu_now(starter, monkeypatch):
     2 of the 6 layers, give n_gpu_layers 2; the trial load's child is told the same number."""
     info, profile, batch = starter
     monkeypatch.setattr(embedder_module, "gpu_offload_supported", lambda: True)
-    monkeypatch.setattr(embedder_module, "_gpu_now", lambda: _partial_gpu(info, batch, 2.5))
+    monkeypatch.setattr(embedder_module, "gpu_now",
+                        lambda device=None: _partial_gpu(info, batch, 2.5))
     params = load_params(info, profile, EmbedderSettings())
     assert params.gpu_layers == 2 and params.gpu_layers_why.startswith("automatic, 2 of 6")
     assert load_params(info, profile, EmbedderSettings(gpu_layers=-1)).gpu_layers == -1

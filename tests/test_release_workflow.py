@@ -50,12 +50,16 @@ def test_triggers(workflow: dict):
 
 
 def test_matrix_covers_every_platform(build: dict):
-    rows = {row["os"]: set(row["targets"].split()) for row in _rows(build)}
-    assert rows == {"ubuntu-22.04": {"deb", "tar"}, "windows-2022": {"nsis"},
-                    "macos-14": {"dmg"}, "macos-15-intel": {"dmg"}}
+    rows = {row["name"]: (row["os"], set(row["targets"].split()), row["backend"])
+            for row in _rows(build)}
+    assert rows == {"linux-x86_64": ("ubuntu-22.04", {"deb", "tar"}, "vulkan"),
+                    "linux-x86_64-cuda": ("ubuntu-22.04", {"tar"}, "cuda"),
+                    "windows-x86_64": ("windows-2022", {"nsis"}, "vulkan"),
+                    "macos-arm64": ("macos-14", {"dmg"}, "metal"),
+                    "macos-x86_64": ("macos-15-intel", {"dmg"}, "cpu")}
     arches = {row["os"]: row.get("arch") for row in _rows(build)}
     assert arches["macos-14"] == "arm64" and arches["macos-15-intel"] == "x86_64"
-    assert len({row["name"] for row in _rows(build)}) == len(rows)  # one artifact name each
+    assert len(rows) == len(_rows(build))  # one artifact name each
     assert build["runs-on"] == "${{ matrix.os }}"
     assert build["strategy"].get("fail-fast") is False
 
@@ -68,7 +72,18 @@ def test_every_row_runs_the_build_script(build: dict):
     # which needs root
     assert 'sudo "$(command -v python)" installers/build.py smoke dist/semdex_*.deb' in runs
     assert re.search(r"for target in \$\{\{ matrix\.targets \}\}; do\s+"
-                     r'python installers/build\.py "\$target"', runs), runs
+                     r'python installers/build\.py "\$target" '
+                     r"--backend \$\{\{ matrix\.backend \}\}", runs), runs
+    deb = next(s for s in build["steps"] if "smoke dist/semdex_*.deb" in s.get("run", ""))
+    assert "contains(matrix.targets, 'deb')" in deb["if"]  # the CUDA row makes no .deb
+
+
+def test_gpu_toolchains_are_installed_for_their_rows(build: dict):
+    steps = {s.get("uses", "").split("@")[0]: s for s in build["steps"]}
+    assert steps["jakoch/install-vulkan-sdk-action"]["if"] == "matrix.backend == 'vulkan'"
+    assert steps["Jimver/cuda-toolkit"]["if"] == "matrix.backend == 'cuda'"
+    linux = next(s for s in build["steps"] if s.get("if") == "runner.os == 'Linux'")
+    assert "--backend ${{ matrix.backend }} --list-packages" in linux["run"]
 
 
 def test_build_script_exists(build: dict):
@@ -89,7 +104,7 @@ def test_setup_steps(build: dict):
 
     linux = next(s for s in build["steps"] if s.get("if") == "runner.os == 'Linux'")
     # the packages come from build.py itself: one list, and it names what the deb needs
-    assert "installers/build.py deb --list-packages" in linux["run"]
+    assert "installers/build.py deb --backend ${{ matrix.backend }} --list-packages" in linux["run"]
     listed = subprocess.run([sys.executable, str(ROOT / "installers" / "build.py"), "deb",
                              "--list-packages"], capture_output=True, text=True, check=True)
     for pkg in ("libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1", "libxkbcommon-x11-0",

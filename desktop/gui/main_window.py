@@ -114,6 +114,7 @@ class MainWindow(QMainWindow):
         self.config = config
         self.data_dir = resolve_data_dir(data_dir or self.config.data_dir)
         self._errors: list[tuple[str, str]] = []  # (message, details), latest last
+        self._compute_note = ""  # the last fall-back from the GPU shown
         self._status: dict[str, Any] = {}
         self._engine: Engine | None = None
         self._closing = False
@@ -415,6 +416,10 @@ class MainWindow(QMainWindow):
     def _status_refreshed(self, status: dict[str, Any]) -> None:
         self._status = status
         self.library.set_status(status)
+        note = (status.get("compute") or {}).get("note")
+        if note and note != self._compute_note:  # the GPU could not take the model: once
+            self._compute_note = note
+            self.report_error(note, (status.get("compute") or {}).get("why", ""))
         self.search_bar.set_folders([f["path"] for f in status.get("folders", [])])
         if not self.results.rowCount():
             self._show_results_page()

@@ -364,7 +364,8 @@ class ModelPickerDialog(QDialog):
         kwargs: dict[str, Any] = dict(
             folders=list(self.config.model_folders), chosen=self.current_model,
             locations=self._locations, home=self._home,
-            chunk_tokens=self.config.chunk_tokens, threads=self.config.threads)
+            chunk_tokens=self.config.chunk_tokens, threads=self.config.threads,
+            device=self.config.embedder_settings().device)
         bridge = self._bridge
 
         def work() -> None:
@@ -389,6 +390,9 @@ class ModelPickerDialog(QDialog):
         self._gpu = result.gpu
         if result.gpu is not None:
             line = self.tr("Accelerator: {0}").format(result.gpu.describe())
+            if len(result.gpu.gpus) > 1:
+                line += " " + self.tr("({0} GPUs: Settings, Compute device, picks "
+                                      "another.)").format(len(result.gpu.gpus))
             if self.config.gpu_layers is not None:
                 line += " " + self.tr("(GPU layers are set to {0} in Settings; the fit shown "
                                       "is the automatic one.)").format(self.config.gpu_layers)

@@ -12,7 +12,7 @@ import copy
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QObject, QThreadPool, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.config import CHUNK_TOKENS_RANGE, MAX_PER_FILE, MAX_THREADS, Config, ConfigError
+from desktop.models import devices
 from desktop.models.gpu import cpu_threads
 from desktop.paths import default_data_dir
 
@@ -44,6 +45,19 @@ _AUTO, _ALL, _NONE, _CUSTOM = range(4)
 
 def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class _DeviceBridge(QObject):
+    listed = Signal(object)  # list[devices.Device]: the GPUs, best first
+
+
+def _list_gpus(bridge: _DeviceBridge) -> None:
+    """Off the GUI thread: starting a GPU backend (CUDA's context) takes a moment."""
+    found, _ = devices.list_devices()
+    try:
+        bridge.listed.emit(devices.gpus(found))
+    except RuntimeError:  # the dialog and its bridge are gone
+        pass
 
 
 class SettingsDialog(QDialog):
@@ -96,6 +110,15 @@ class SettingsDialog(QDialog):
 
         model = QGroupBox(self.tr("Model"))
         form = QFormLayout(model)
+        self.device = QComboBox()
+        self.device.addItem(self.tr("Automatic (the best GPU)"), None)
+        self.device.addItem(self.tr("Processor only"), devices.CPU)
+        form.addRow(self.tr("Compute device:"), self.device)
+        form.addRow("", self._hint(self.tr("Automatic: the discrete GPU with the most free "
+                                           "memory, else the processor.")))
+        self._device_bridge = _DeviceBridge(self)
+        self._device_bridge.listed.connect(self._add_gpus)
+        QThreadPool.globalInstance().start(lambda b=self._device_bridge: _list_gpus(b))
         self.gpu_choice = QComboBox()
         self.gpu_choice.addItems([self.tr("Automatic (what fits)"), self.tr("All layers"),
                                   self.tr("None (processor only)"), self.tr("This many:")])
@@ -187,6 +210,7 @@ class SettingsDialog(QDialog):
         else:
             self.gpu_choice.setCurrentIndex(_CUSTOM)
             self.gpu_layers.setValue(c.gpu_layers)
+        self._select_device(c.embedder_settings().device)
         self.chunk_tokens.setValue(c.chunk_tokens or 0)
         self.threads.setValue(c.threads or 0)
         self.per_file.setValue(c.per_file)
@@ -203,11 +227,31 @@ class SettingsDialog(QDialog):
         c.polling = self.polling.isChecked()
         choice = self.gpu_choice.currentIndex()
         c.gpu_layers = {_AUTO: None, _ALL: -1, _NONE: 0}.get(choice, self.gpu_layers.value())
+        c.device = self.device.currentData()
         c.chunk_tokens = self.chunk_tokens.value() or None
         c.threads = self.threads.value() or None
         c.per_file = self.per_file.value()
         c.embed_url = self.embed_url.text().strip() or None
         return c
+
+    def _select_device(self, name: str | None) -> None:
+        at = self.device.findData(name)
+        if at < 0:  # set before, not (yet) listed: kept, and said so
+            self.device.addItem(self.tr("{0} (not found)").format(name), name)
+            at = self.device.count() - 1
+        self.device.setCurrentIndex(at)
+
+    def _add_gpus(self, found: list) -> None:
+        chosen = self.device.currentData()
+        for dev in found:
+            at = self.device.findData(dev.name)
+            label = self.tr("{0}: {1}, {2:.1f} GiB free").format(
+                dev.backend, dev.label(), dev.free_bytes / 2**30)
+            if at < 0:
+                self.device.addItem(label, dev.name)
+            else:
+                self.device.setItemText(at, label)
+        self._select_device(chosen)
 
     def problem_texts(self) -> list[str]:
         return list(self.config().problems().values())

@@ -66,6 +66,8 @@ class EmbedderSettings:
     extra_bufts: bool | None = None
     # an OpenAI-compatible embedding server (desktop/models/remote.py); None: this machine
     embed_url: str | None = None
+    # the ggml device to offload to ("Vulkan0", "CUDA1"); "cpu": none; None: the best GPU
+    device: str | None = None
 
 
 def index_key(name: str, quant: str | None, family: str, dims: int) -> str:
@@ -93,37 +95,45 @@ def auto_gpu_layers(info: ModelInfo, batch_tokens: int, gpu: GpuInfo,
     verdict's n_gpu_layers, -1 (all) when the model fits, N for a partial offload, 0 for the
     processor alone (no usable GPU, or too little free memory for even one layer).
 
-    One exception: llama.cpp offloads to a GPU that gpu.detect cannot read (not NVIDIA or
-    Apple: Vulkan, ROCm). Its memory is unknown, so there is no verdict; all layers, as
+    One exception: a GPU build whose device list could not be read (gpu.choice empty), where
+    llama.cpp offloads to whatever it finds. What fits is unknown there, so all layers, as
     llama.cpp itself would, rather than leave the GPU the person has unused."""
-    if gpu.kind == "none" and gpu.offload_supported:
+    if gpu.kind == "none" and gpu.offload_supported and not gpu.choice:
         return -1, ("all: this llama.cpp build has a GPU whose memory Semdex cannot read, so "
                     "what fits is unknown")
     est, v = assess(info, gpu, batch_tokens, extra_weight_bytes)
     count = {"gpu": f"all {v.layers_total}",
              "partial": f"{v.gpu_layers} of {v.layers_total}"}.get(v.placement, "0")
     if gpu.kind == "none":
-        where = "no GPU found"
+        where = gpu.choice or "no GPU found"
     else:
-        where = (f"{gpu.name}: {gpu.free_bytes / GiB:.1f} GiB free, all layers need about "
+        where = (f"{gpu.backend + ': ' if gpu.backend else ''}{gpu.name}: "
+                 f"{gpu.free_bytes / GiB:.1f} GiB free, all layers need about "
                  f"{est.gpu_bytes(gpu.kind) / GiB:.1f} GiB")
     return v.gpu_layers, f"{count}: {v.summary}; {where}"
 
 
-_gpu_reading: tuple[float, GpuInfo] | None = None
+_gpu_reading: dict[str | None, tuple[float, GpuInfo]] = {}
 _gpu_reading_lock = threading.Lock()
 
 
-def _gpu_now() -> GpuInfo:
-    """The GPU and its free memory, read again after GPU_READING_SECONDS: the trial load's
-    record key and the load that follows it then decide alike."""
-    global _gpu_reading
+def gpu_now(device: str | None = None) -> GpuInfo:
+    """The GPU (the one set, or the best) and its free memory, read again after
+    GPU_READING_SECONDS: the trial load's record key and the load that follows it then decide
+    alike. Only asked once the build is known to offload (gpu_offload_supported)."""
     with _gpu_reading_lock:
         now = time.monotonic()
-        if _gpu_reading is None or now - _gpu_reading[0] > GPU_READING_SECONDS:
-            # only asked once the build is known to offload (gpu_offload_supported)
-            _gpu_reading = (now, replace(detect(llama=False), offload_supported=True))
-        return _gpu_reading[1]
+        seen = _gpu_reading.get(device)
+        if seen is None or now - seen[0] > GPU_READING_SECONDS:
+            seen = _gpu_reading[device] = (now, replace(detect(device=device),
+                                                        offload_supported=True))
+        return seen[1]
+
+
+def forget_gpu_reading() -> None:
+    """Read the GPU again at the next load (after a load ran out of its memory)."""
+    with _gpu_reading_lock:
+        _gpu_reading.clear()
 
 
 def _other_parts_bytes(info: ModelInfo) -> int:
@@ -134,25 +144,55 @@ def _other_parts_bytes(info: ModelInfo) -> int:
     return other_parts(info.path, count)[0]
 
 
-def resolve_gpu_layers(info: ModelInfo, batch_tokens: int, requested: int | None,
-                       gpu: GpuInfo | None = None) -> tuple[int, str]:
-    """The n_gpu_layers to load with, and why. requested: the setting (None: automatic, -1:
-    all, 0: none, N). gpu: the machine (read now when None, and only if the build offloads)."""
-    if requested is not None:
-        return requested, f"{'all' if requested < 0 else requested}, as set"
+@dataclass(frozen=True)
+class Placement:
+    """Where a model's layers go: n_gpu_layers, the ggml device (None: the processor, or
+    llama.cpp's own choice when its devices could not be read), and why, in words."""
+
+    gpu_layers: int
+    device: str | None
+    why: str
+    compute: str  # "Vulkan: NVIDIA GeForce RTX 4090 (Vulkan0)", "CPU: no GPU found"
+    backend: str = "CPU"
+
+
+def place(info: ModelInfo, batch_tokens: int, requested: int | None,
+          device: str | None = None, gpu: GpuInfo | None = None) -> Placement:
+    """The layers to offload and the device, from the settings (requested: None automatic,
+    -1 all, 0 none, N; device: a ggml device name, "cpu", or None for the best GPU) and the
+    machine (read now when gpu is None, and only if the build offloads)."""
+    head = "automatic, 0" if requested is None else f"{requested}, as set, but 0"
     if gpu is None:
         if not gpu_offload_supported():
-            return 0, "automatic, 0: this llama.cpp build cannot offload to a GPU"
-        gpu = _gpu_now()
-    n, why = auto_gpu_layers(info, batch_tokens, gpu, _other_parts_bytes(info))
-    return n, f"automatic, {why}"
+            return Placement(0, None, f"{head}: this llama.cpp build cannot offload to a GPU",
+                             "CPU: no GPU backend in this build")
+        gpu = gpu_now(device)
+    if gpu.kind == "none" and gpu.choice:  # the processor: none found, or set so
+        return Placement(0, None, f"{head}: {gpu.choice}", gpu.choice)
+    compute = gpu.choice or (f"{gpu.name}" if gpu.kind != "none" else "llama.cpp's choice")
+    if requested is not None:
+        n = requested
+        why = f"{'all' if requested < 0 else requested}, as set"
+    else:
+        n, auto_why = auto_gpu_layers(info, batch_tokens, gpu, _other_parts_bytes(info))
+        why = f"automatic, {auto_why}"
+    if n == 0:
+        return Placement(0, None, why, f"CPU: the model does not fit {gpu.name}")
+    return Placement(n, gpu.device or None, why, compute, gpu.backend or "GPU")
+
+
+def resolve_gpu_layers(info: ModelInfo, batch_tokens: int, requested: int | None,
+                       gpu: GpuInfo | None = None) -> tuple[int, str]:
+    """The n_gpu_layers to load with, and why (place(), without the device)."""
+    p = place(info, batch_tokens, requested, gpu=gpu)
+    return p.gpu_layers, p.why
 
 
 def load_params(info: ModelInfo, profile: Profile, settings: EmbedderSettings) -> LoadParams:
     """What llama.cpp is given for this file and these settings; known before loading, so the
     safe first load (model_check) runs the child with exactly what the app will use."""
     batch = semdex_batch_tokens(profile.max_tokens, settings.chunk_tokens, profile.default_chunk)
-    gpu_layers, gpu_why = resolve_gpu_layers(info, batch, settings.gpu_layers)
+    where = place(info, batch, settings.gpu_layers, settings.device)
     extra = settings.extra_bufts
     if extra is None:
         extra = extra_bufts_safe(t.ggml_type for t in info.tensors)
@@ -160,8 +200,31 @@ def load_params(info: ModelInfo, profile: Profile, settings: EmbedderSettings) -
         if isinstance(split, int) and split > 1:  # the other parts' weights are not read here
             extra = extra_bufts_safe(AMX_TYPES)
     return LoadParams(n_ctx=batch, n_batch=batch, n_ubatch=batch,
-                      threads=settings.threads or default_threads(), gpu_layers=gpu_layers,
-                      pooling=profile.pooling, extra_bufts=extra, gpu_layers_why=gpu_why)
+                      threads=settings.threads or default_threads(),
+                      gpu_layers=where.gpu_layers, pooling=profile.pooling, extra_bufts=extra,
+                      device=where.device, gpu_layers_why=where.why, compute=where.compute,
+                      backend=where.backend)
+
+
+_OOM = re.compile(r"out of (device )?memory|outofdevicememory|unable to allocate|failed to "
+                  r"allocate|alloc\w* failed|cudaMalloc|insufficient memory", re.I)
+
+
+def out_of_memory(reason: str) -> bool:
+    """Whether a load failure reads as the GPU's memory running out."""
+    return bool(_OOM.search(reason))
+
+
+def fallback_plan(params: LoadParams, layers_total: int) -> list[LoadParams]:
+    """The loads to try in turn: as decided, then half the layers on the GPU, then none."""
+    plan = [params]
+    if params.gpu_layers == 0:
+        return plan
+    on_gpu = layers_total if params.gpu_layers < 0 else min(params.gpu_layers, layers_total)
+    if on_gpu // 2 >= 1:
+        plan.append(replace(params, gpu_layers=on_gpu // 2))
+    plan.append(replace(params, gpu_layers=0, device=None))
+    return plan
 
 
 class Embedder:
@@ -206,7 +269,7 @@ class Embedder:
             log.info("%s: weights the AMX kernels would take, on a llama.cpp build that has "
                      "them: loaded without the extra CPU buffer types (llama.cpp#20824)",
                      self.path.name)
-        self._llama = self._load(self.load_params)
+        self._llama = self._load_or_fall_back()
         self._ctx = self._llama.ctx
         self._vocab = self._llama.vocab
         self.dims = self._llama.n_embd()
@@ -234,6 +297,40 @@ class Embedder:
         except (ValueError, RuntimeError, OSError) as exc:
             reason = llama_log.explain(llama_log.take_errors()) or str(exc)
             raise ModelFileError(self.path, f"llama.cpp could not load it: {reason}") from exc
+
+    def _load_or_fall_back(self) -> LlamaModel:
+        """Load with the placement decided; where the GPU cannot take it (out of its memory,
+        or a backend that fails on this model), with half the layers on it, then on the
+        processor alone: slower, never a crash. What happened is kept in fallback_note."""
+        self.fallback_note = ""
+        params = self.load_params
+        first_error: ModelFileError | None = None
+        for attempt in fallback_plan(params, self.info.block_count or 0):
+            try:
+                model = self._load(attempt)
+            except ModelFileError as exc:
+                if attempt.gpu_layers == 0:
+                    raise  # not the GPU's doing: the processor cannot load it either
+                first_error = first_error or exc
+                log.warning("%s: could not be loaded with %s GPU layers on %s (%s)",
+                            self.path.name, attempt.gpu_layers if attempt.gpu_layers >= 0
+                            else "all", attempt.device or "the GPU", exc.reason)
+                forget_gpu_reading()
+                continue
+            if attempt is not params:
+                why = ("ran out of GPU memory" if first_error and out_of_memory(
+                    first_error.reason) else "could not run on the GPU")
+                self.fallback_note = (
+                    f"{self.info.name} {why} ({params.compute}); it runs "
+                    + (f"with {attempt.gpu_layers} layers on the GPU" if attempt.gpu_layers
+                       else "on the processor") + ", more slowly")
+                log.warning("%s: %s", self.path.name, self.fallback_note)
+                self.load_params = replace(
+                    attempt, gpu_layers_why=self.fallback_note,
+                    compute=params.compute if attempt.gpu_layers else f"CPU: the model {why}",
+                    backend=params.backend if attempt.gpu_layers else "CPU")
+            return model
+        raise first_error or ModelFileError(self.path, "it could not be loaded")
 
     def _resolve_eos(self) -> int | None:
         if not self.profile.ensure_eos:

@@ -3,11 +3,15 @@
 The model picker must say, before anything is loaded, whether a model will run on the GPU, in
 part, or on the processor alone. That needs three facts: the accelerator and its free memory,
 the machine's RAM, and whether the installed llama-cpp-python was built with GPU offload at all
-(PyPI ships only the source, and the default build is CPU-only). All three are read without
-heavy dependencies: NVIDIA through NVML (the optional ``nvidia-ml-py`` package, falling back to
-``nvidia-smi``), Apple silicon from the platform (its memory is unified: the GPU uses RAM),
-RAM from /proc/meminfo, sysconf or the Windows API. Nothing here may fail: every problem
-becomes a plain note, and the answer is then "CPU only".
+(PyPI ships only the source, and the default build is CPU-only).
+
+Where the build offloads, llama.cpp's own device list answers (devices.py: every backend the
+build carries, CUDA, Vulkan, Metal, ROCm, with each device's free memory as its backend reads
+it), and the device chosen there is the one the model is loaded on. Where it does not, NVIDIA
+is looked for through NVML (the optional ``nvidia-ml-py`` package, falling back to
+``nvidia-smi``) and Apple silicon from the platform, only to tell the person what they are
+missing. RAM comes from /proc/meminfo, sysconf or the Windows API. Nothing here may fail:
+every problem becomes a plain note, and the answer is then "CPU only".
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from desktop.frozen import external_env
+from desktop.models import devices
+from desktop.models.devices import Device
 
 # Apple lets the GPU use about this share of unified memory (recommendedMaxWorkingSetSize is
 # about 2/3 of RAM on small machines and about 3/4 on large ones).
@@ -34,10 +40,14 @@ _APPLE_LARGE_RAM = 36 * 2**30
 class GpuInfo:
     """The accelerator Semdex would use, and the machine around it.
 
-    kind: "cuda" (NVIDIA), "metal" (Apple silicon) or "none". total_bytes / free_bytes are the
-    accelerator's memory (for Metal: the share of RAM the GPU may use; 0 when kind is "none").
-    offload_supported: whether this llama-cpp-python build can put layers on a GPU at all
-    (None when llama_cpp could not be imported). note: a sentence for the person, or "".
+    kind: "cuda" (NVIDIA), "metal" (Apple silicon), "vulkan", "rocm"... or "none".
+    total_bytes / free_bytes are the accelerator's memory (for Metal: the share of RAM the GPU
+    may use; 0 when kind is "none"). offload_supported: whether this llama-cpp-python build can
+    put layers on a GPU at all (None when llama_cpp could not be imported). note: a sentence
+    for the person, or "". device: llama.cpp's name of the device the model goes on
+    ("Vulkan0"; "" for the processor); backend: its backend ("CUDA", "Vulkan", "Metal");
+    choice: where models run, in words ("Vulkan: NVIDIA GeForce RTX 4090 (Vulkan0)",
+    "CPU: no GPU found"); gpus: every GPU the build can use, best first.
     """
 
     kind: str
@@ -50,6 +60,10 @@ class GpuInfo:
     ram_available_bytes: int = 0
     cpu_threads: int = 1
     device_count: int = 0
+    device: str = ""
+    backend: str = ""
+    choice: str = ""
+    gpus: tuple[Device, ...] = ()
 
     @property
     def usable(self) -> bool:
@@ -60,17 +74,62 @@ class GpuInfo:
         """One line for a status bar or `semdex models`."""
         ram = f"{self.ram_total_bytes / 2**30:.1f} GiB RAM, {self.cpu_threads} threads"
         if self.kind == "none":
-            text = f"CPU only ({ram})"
+            text = f"{self.choice or 'CPU only'} ({ram})"
         else:
-            text = (f"{self.name}: {self.free_bytes / 2**30:.1f} of "
+            where = f"{self.backend}: {self.name}" if self.backend else self.name
+            text = (f"{where}: {self.free_bytes / 2**30:.1f} of "
                     f"{self.total_bytes / 2**30:.1f} GiB free ({ram})")
         return f"{text}. {self.note}" if self.note else text
 
+    def compute(self) -> dict:
+        """Where a model goes, for `semdex status --json` and `semdex models --json`."""
+        return {"backend": self.backend or "CPU", "device": self.device or devices.CPU,
+                "description": self.name if self.device else "",
+                "text": self.choice or ("CPU" if self.kind == "none" else self.name),
+                "free_bytes": self.free_bytes, "total_bytes": self.total_bytes,
+                "gpus": [d.to_dict() for d in self.gpus]}
 
-def detect(*, nvml: bool = True, smi: bool = True, llama: bool = True) -> GpuInfo:
-    """Look at this machine; never raises. The flags turn probes off (for tests)."""
+
+def _kind(backend: str) -> str:
+    return {"CUDA": "cuda", "Metal": "metal", "MTL": "metal", "Vulkan": "vulkan",
+            "ROCm": "rocm", "HIP": "rocm"}.get(backend, backend.lower() or "gpu")
+
+
+def from_llama(wanted: str | None, ram: tuple[int, int],
+               offload: bool | None) -> GpuInfo | None:
+    """The device llama.cpp's own list offers (devices.py), or None when it cannot be read."""
+    found, note = devices.list_devices()
+    if not found:
+        return None
+    choice = devices.choose(found, wanted, bool(offload))
+    gpus = tuple(devices.gpus(found))
+    dev = choice.device
+    common = dict(offload_supported=offload, ram_total_bytes=ram[0],
+                  ram_available_bytes=ram[1], cpu_threads=cpu_threads(),
+                  device_count=len(gpus), choice=choice.describe(), gpus=gpus, note=note)
+    if dev is None:
+        return GpuInfo("none", "CPU", 0, 0, **common)
+    return GpuInfo(_kind(dev.backend), dev.description or dev.name, dev.total_bytes,
+                   dev.free_bytes, device=dev.name, backend=dev.backend,
+                   **{**common, "note": "" if choice.why == "the only GPU" else choice.why})
+
+
+def detect(*, nvml: bool = True, smi: bool = True, llama: bool = True,
+           device: str | None = None) -> GpuInfo:
+    """Look at this machine; never raises. The flags turn probes off (for tests). device:
+    the setting (a llama.cpp device name, "cpu", or None for the best GPU)."""
     ram_total, ram_avail = ram_bytes()
     offload = offload_supported() if llama else None
+    if offload:
+        info = from_llama(device, (ram_total, ram_avail), offload)
+        if info is not None and (info.kind != "none" or device == devices.CPU):
+            return info
+        if info is not None:  # a GPU build that finds no GPU: say why, if NVML knows more
+            nv, nv_note = _nvidia_nvml() if nvml else (None, "")
+            if nv is not None:
+                return replace(info, note=(f"{nv.name} is present, but llama.cpp cannot use "
+                                           "it (a driver or library is missing)"))
+            return replace(info, note=nv_note or info.note)
     found: GpuInfo | None = None
     probe_note = ""  # why an NVIDIA GPU that seems present could not be read
     if nvml:
@@ -83,7 +142,10 @@ def detect(*, nvml: bool = True, smi: bool = True, llama: bool = True) -> GpuInf
         found = _apple(ram_total)
     notes = [probe_note] if probe_note else []
     if found is None:
-        found = GpuInfo("none", "CPU", 0, 0, offload)
+        # (with a GPU build whose device list could not be read, where the model goes is
+        # llama.cpp's own choice: no words for it here)
+        found = GpuInfo("none", "CPU", 0, 0, offload,
+                        choice="CPU: no GPU backend in this build" if offload is False else "")
     else:
         if found.note and found.note != probe_note:
             notes.insert(0, found.note)
@@ -93,20 +155,22 @@ def detect(*, nvml: bool = True, smi: bool = True, llama: bool = True) -> GpuInf
                          f'for the CPU only); reinstall it with CMAKE_ARGS="{flag}" to use it')
         elif offload is None and llama:
             notes.append("llama-cpp-python could not be imported, so GPU offload is unknown")
+    choice = found.choice
+    if found.kind != "none" and offload is False:
+        choice = "CPU: no GPU backend in this build"
     return replace(found, offload_supported=offload, ram_total_bytes=ram_total,
                    ram_available_bytes=ram_avail, cpu_threads=cpu_threads(),
-                   note="; ".join(notes))
+                   note="; ".join(notes), choice=choice)
 
 
 def offload_supported() -> bool | None:
-    """Whether the installed llama.cpp can offload layers to a GPU; None if it is missing."""
+    """Whether the installed llama.cpp can offload layers to a GPU; None if it is missing.
+    (Its backends are loaded first: a GGML_BACKEND_DL build has no GPU until they are.)"""
     try:
-        import llama_cpp
+        from desktop.models.llama_model import gpu_offload_supported
+
+        return gpu_offload_supported()
     except Exception:  # noqa: BLE001 - missing, or a broken native library
-        return None
-    try:
-        return bool(llama_cpp.llama_supports_gpu_offload())
-    except Exception:  # noqa: BLE001
         return None
 
 

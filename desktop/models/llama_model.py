@@ -67,7 +67,12 @@ class LoadParams:
     gpu_layers: int  # -1: all
     pooling: int
     extra_bufts: bool = True
+    # the ggml device the offloaded layers go on ("Vulkan0"; devices.py); None: the processor
+    # alone (no GPU device is given to llama.cpp at all, whatever gpu_layers says)
+    device: str | None = None
     gpu_layers_why: str = field(default="", compare=False)  # for the log: set, or what fits
+    compute: str = field(default="", compare=False)  # where it runs, in words (status)
+    backend: str = field(default="CPU", compare=False)  # the device's backend ("Vulkan")
 
 
 def _backend_init() -> None:
@@ -84,30 +89,83 @@ def _backend_init() -> None:
             _backend_ready = True
 
 
+CPU_VARIANT_ENV = "SEMDEX_LLAMA_CPU_VARIANT"  # "haswell": that CPU variant, not the best one
+
+
+def _lib_folder() -> str:
+    import llama_cpp
+
+    return os.path.join(os.path.dirname(os.path.abspath(llama_cpp.__file__)), "lib")
+
+
+def cpu_variants() -> list[str]:
+    """The CPU variants a GGML_BACKEND_DL build carries ("x64", "haswell", ...; none for an
+    ordinary build, whose CPU backend is linked in)."""
+    import glob
+
+    names = set()
+    for path in glob.glob(os.path.join(_lib_folder(), "*ggml-cpu-*")):
+        stem = os.path.basename(path).split(".")[0]
+        names.add(stem.split("ggml-cpu-", 1)[1])
+    return sorted(names)
+
+
 def _load_backend_modules() -> None:
     """A llama.cpp built with GGML_BACKEND_DL (the shipped app's: installers/build.py) links
     no backend in; its CPU variants (and any GPU backend) are modules beside libllama, and
     ggml picks the best CPU variant for this processor as it loads them. llama-cpp-python
-    never asks for that, so without this such a build has no device at all."""
+    never asks for that, so without this such a build has no device at all.
+
+    SEMDEX_LLAMA_CPU_VARIANT names one CPU variant to load instead of the best (the build's
+    smoke test runs every variant this processor can run); the GPU modules load as usual."""
     import ctypes
 
-    import llama_cpp
-
-    folder = os.path.join(os.path.dirname(os.path.abspath(llama_cpp.__file__)), "lib")
+    folder = _lib_folder()
     lib = _libllamas_ggml(folder)
     lib.ggml_backend_reg_count.restype = ctypes.c_size_t
     lib.ggml_backend_reg_count.argtypes = []
     if lib.ggml_backend_reg_count() > 0:  # linked in: an ordinary build
         return
-    lib.ggml_backend_load_all_from_path.restype = None
-    lib.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
-    lib.ggml_backend_load_all_from_path(folder.encode())
+    variant = os.environ.get(CPU_VARIANT_ENV, "").strip()
+    if variant:
+        _load_one_variant(lib, folder, variant)
+    else:
+        lib.ggml_backend_load_all_from_path.restype = None
+        lib.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]
+        lib.ggml_backend_load_all_from_path(folder.encode())
     count = lib.ggml_backend_reg_count()
     log.info("llama.cpp backends loaded from %s: %d", folder, count)
     if count == 0:
         raise RuntimeError(f"llama.cpp found no CPU backend it can run in {folder} (the "
                            "libggml-cpu-* files are missing, or a library they need is: "
                            "libgomp on Linux)")
+
+
+def _load_one_variant(lib, folder: str, variant: str) -> None:
+    """The named CPU variant (refused by ggml when this processor cannot run it) and every
+    module that is not a CPU variant (the GPU backends)."""
+    import ctypes
+    import glob
+
+    lib.ggml_backend_load.restype = ctypes.c_void_p
+    lib.ggml_backend_load.argtypes = [ctypes.c_char_p]
+    prefix = "ggml.dll" if sys.platform == "win32" else "libggml"
+    modules = [p for p in glob.glob(os.path.join(folder, "*ggml-*"))
+               if os.path.basename(p).split(".")[0] not in (f"{prefix}-base", prefix)
+               and not os.path.islink(p)]
+    cpu = [p for p in modules if f"ggml-cpu-{variant}." in os.path.basename(p)]
+    if not cpu:
+        raise RuntimeError(f"{CPU_VARIANT_ENV}={variant}: there is no such CPU variant in "
+                           f"{folder} ({', '.join(cpu_variants()) or 'none'})")
+    if not lib.ggml_backend_load(cpu[0].encode()):
+        raise RuntimeError(f"{CPU_VARIANT_ENV}={variant}: this processor cannot run it")
+    seen = set()
+    for path in sorted(modules, key=len):
+        stem = os.path.basename(path).split(".")[0]
+        if "ggml-cpu" in stem or stem in seen:
+            continue
+        seen.add(stem)
+        lib.ggml_backend_load(path.encode())  # (a GPU backend without its driver: skipped)
 
 
 def _libllamas_ggml(folder: str):
@@ -134,6 +192,12 @@ def init_backends() -> None:
     _backend_init()
 
 
+def ggml_library():
+    """The libggml that libllama uses, with its backends loaded (devices.py reads it)."""
+    _backend_init()
+    return _libllamas_ggml(_lib_folder())
+
+
 def gpu_offload_supported() -> bool:
     """Whether this build can offload layers to a GPU (loading the backends first, once)."""
     import llama_cpp
@@ -142,10 +206,22 @@ def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
+def _device_list(name: str | None):
+    """A NULL-terminated ggml_backend_dev_t array: the named device, or none at all."""
+    import ctypes
+
+    from desktop.models import devices
+
+    handles = [devices.device_handle(name)] if name else []
+    return (ctypes.c_void_p * (len(handles) + 1))(*handles, None)
+
+
 class LlamaModel:
     """A model, one embedding context and one batch; close() frees them in order."""
 
     def __init__(self, path: str | os.PathLike[str], p: LoadParams):
+        import ctypes
+
         import llama_cpp
         from llama_cpp import _internals
 
@@ -153,6 +229,15 @@ class LlamaModel:
         mp = llama_cpp.llama_model_default_params()
         mp.n_gpu_layers = 0x7FFFFFFF if p.gpu_layers < 0 else p.gpu_layers
         mp.use_extra_bufts = p.extra_bufts
+        # exactly one device, or none: llama.cpp would otherwise spread layers over every GPU
+        # it finds (an integrated one beside the discrete one). With no device named (its list
+        # could not be read) llama.cpp chooses, as it would by itself.
+        self._devices = None
+        if p.gpu_layers == 0 or p.device:
+            self._devices = _device_list(p.device if p.gpu_layers != 0 else None)
+            mp.devices = ctypes.cast(self._devices, ctypes.c_void_p)
+            mp.split_mode = llama_cpp.LLAMA_SPLIT_MODE_NONE
+            mp.main_gpu = 0 if p.gpu_layers != 0 else -1
         cp = llama_cpp.llama_context_default_params()
         cp.n_ctx = p.n_ctx
         cp.n_batch = p.n_batch
@@ -162,7 +247,10 @@ class LlamaModel:
         cp.embeddings = True
         cp.kv_unified = True
         cp.n_seq_max = min(p.n_batch, llama_cpp.llama_max_parallel_sequences())
-        cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        # flash attention where the device has it (llama.cpp's own default): on the CPU it
+        # embeds twice as fast as the plain path, which writes out every score matrix
+        # (bench/cpu_speed.py), with the same vectors (cosine 0.99999976 for the starter)
+        cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
         self.params = p
         self.model_params, self.context_params = mp, cp
         self._model = self._ctx = self._batch = None

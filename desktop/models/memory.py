@@ -7,10 +7,11 @@ figure comes from the GGUF header (gguf_info reads it in milliseconds):
 * weights: the tensors' byte sizes (a split model: all its parts);
 * KV cache, causal models only: 2 (K and V) * n_layer * n_ctx * n_head_kv * head_dim * 2 bytes
   (f16); encoders such as BERT keep none;
-* compute buffer, without flash attention: the larger of the attention scores
-  (4 * n_ubatch * n_ctx * n_head bytes, plus the mask) and the FFN activations
-  (4 * n_ubatch * n_ff, twice for gated FFNs), plus hidden-state activations and, for decoders,
-  the LM head's logits (llama.cpp computes them even when only embeddings are wanted);
+* compute buffer, with flash attention (llama.cpp's default; on a GPU without a kernel for the
+  head size, plus the attention scores, 4 * n_ubatch * n_ctx * n_head bytes): the larger of
+  the mask (4 * n_ubatch * n_ctx) and the FFN activations (4 * n_ubatch * n_ff, twice for
+  gated FFNs), plus hidden-state activations and, for decoders, the LM head's logits
+  (llama.cpp computes them even when only embeddings are wanted);
 * output buffer: (n_vocab + n_embd) floats for each sequence of a batch (n_seq_max = 256);
 * on a GPU, a few hundred MB for the backend itself (CUDA context, cuBLAS workspace).
 
@@ -18,11 +19,12 @@ Semdex loads every model with n_ctx = n_batch = n_ubatch = batch_tokens (embedde
 are the only settings that matter. ``measure_buffers`` asks llama.cpp itself in a subprocess
 (its no_alloc mode plans every buffer without allocating one, so even a 7B shape costs well under
 a second and 100 MB); the tests hold the estimate to those numbers. With llama.cpp 0.3.36 on the
-CPU, KV and output buffers match exactly and the compute buffer comes out at 0.89x (starter),
-1.33x (tiny LLaMA) and 1.24x (E5-Mistral-7B shape) of what llama.cpp plans.
+CPU, KV and output buffers match exactly and the compute buffer comes out at 0.96x (starter),
+1.31x (tiny LLaMA) and 1.29x (E5-Mistral-7B shape) of what llama.cpp plans (flash attention
+on, as Semdex loads models).
 
 Speed: tokens per second from the work per token (2 FLOPs per active weight plus attention),
-calibrated on the starter model (all-MiniLM-L6-v2, F16): about 3,100 tokens/s on 2 threads of
+calibrated on the starter model (all-MiniLM-L6-v2, F16): about 4,200 tokens/s on 2 threads of
 this project's reference machine, scaled by threads. GPU figures assume a mid-range card; both
 are classes (fast / good / slow / very slow), good to a factor of about two, not promises.
 """
@@ -48,13 +50,17 @@ from desktop.models.units import GiB, MiB, rate_text
 MIN_BATCH_TOKENS = 512
 MAX_PARALLEL_SEQUENCES = 256  # llama_max_parallel_sequences(); llama-cpp-python caps n_seq_max
 
-GPU_OVERHEAD = {"cuda": 400 * MiB, "metal": 256 * MiB}  # backend context, workspaces
+GPU_OVERHEAD = {"cuda": 400 * MiB, "metal": 256 * MiB, "vulkan": 300 * MiB}  # context, workspaces
+# head sizes every GPU backend has a flash-attention kernel for (CUDA, Vulkan, Metal); others
+# (the starter's 32) get the whole score matrix there
+FLASH_ATTN_HEAD_SIZES = frozenset({64, 80, 96, 112, 128, 256})
 CPU_OVERHEAD = 64 * MiB  # graph metadata, tokenizer, Python-side buffers
 GPU_HEADROOM_MIN = 256 * MiB  # never plan to fill the card to the last byte
 GPU_HEADROOM_SHARE = 0.05
 
-# Speed calibration: all-MiniLM-L6-v2 F16, ~210-token passages, ubatch 256, 2 threads.
-REF_CPU_TOKENS_PER_S = 3100.0
+# Speed calibration: all-MiniLM-L6-v2 F16, ~190-token passages, ubatch 256, 2 threads, flash
+# attention (bench/cpu_speed.py: 4,100 to 4,400 tokens/s; without flash attention, 2,200)
+REF_CPU_TOKENS_PER_S = 4200.0
 REF_CPU_THREADS = 2
 REF_ACTIVE_PARAMS = 10_646_784  # its weights except the token/position embedding tables
 REF_LAYERS, REF_EMBD, REF_SEQ = 6, 384, 210
@@ -222,13 +228,22 @@ class MemoryEstimate:
         """RAM for running on the CPU alone (weights are memory-mapped, but all are touched)."""
         return self.weights_bytes + self.buffers_bytes + CPU_OVERHEAD
 
+    @property
+    def scores_bytes(self) -> int:
+        """The attention scores as a whole matrix: what a backend without a flash-attention
+        kernel for this head size computes instead (llama.cpp's automatic choice)."""
+        return 4 * self.batch_tokens * self.batch_tokens * self.shape.n_head
+
     def gpu_bytes(self, kind: str = "cuda") -> int:
         """GPU memory for offloading every layer (the token table stays in RAM)."""
         shape = self.shape
         weights = shape.weights_bytes - shape.input_bytes
         if shape.tied_output:
             weights += shape.input_bytes
-        return weights + self.kv_bytes + self.compute_bytes + GPU_OVERHEAD.get(kind, 400 * MiB)
+        compute = self.compute_bytes
+        if shape.head_size not in FLASH_ATTN_HEAD_SIZES:
+            compute += self.scores_bytes
+        return weights + self.kv_bytes + compute + GPU_OVERHEAD.get(kind, 400 * MiB)
 
     def to_dict(self) -> dict[str, Any]:
         return {"batch_tokens": self.batch_tokens, "weights_bytes": self.weights_bytes,
@@ -246,11 +261,13 @@ def estimate(model: ModelInfo | ModelShape, batch_tokens: int = MIN_BATCH_TOKENS
     kv = 0
     if shape.causal:
         kv = 2 * shape.n_layer * ctx * shape.n_head_kv * shape.head_size * 2
-    scores = 4 * u * ctx * shape.n_head + 4 * u * ctx
+    # with flash attention (llama.cpp's default, Semdex's too) the attention scores are never
+    # a whole matrix: only the mask is, beside the FFN's activations
+    mask = 4 * u * ctx
     ffn = 4 * u * shape.n_ff * (2 if shape.gated_ffn else 1)
     hidden = 4 * u * shape.n_embd * 4
     logits = 4 * u * shape.n_vocab if shape.causal else 0
-    compute = max(scores, ffn) + hidden + logits
+    compute = max(mask, ffn) + hidden + logits
     output = 4 * n_seq * (shape.n_vocab + shape.n_embd)
     return MemoryEstimate(shape=shape, batch_tokens=u, n_seq_max=n_seq,
                           weights_bytes=shape.weights_bytes, kv_bytes=kv, compute_bytes=compute,
@@ -426,7 +443,7 @@ def measure_child_main(argv: list[str]) -> int:
     cp.embeddings = True
     cp.pooling_type = pooling
     cp.kv_unified = True
-    cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO
     cp.n_threads = cp.n_threads_batch = 1
     ctx = llama_cpp.llama_init_from_model(model, cp)
     return 0 if ctx else 4

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.atomic import write_atomic
+from desktop.models.devices import CPU
 from desktop.models.embedder import EmbedderSettings, load_params
 from desktop.models.gguf_info import ModelFileError, ModelInfo
 from desktop.models.profiles import Profile
@@ -40,7 +41,7 @@ __all__ = ["CheckResult", "ModelUnusable", "build_id", "check", "check_file", "e
            "failures", "latest", "record_key", "records_path", "remembered"]
 
 RECORDS_FILE = "model-checks.json"
-CHECK_VERSION = 1  # a change in what the child does makes every record stale
+CHECK_VERSION = 2  # a change in what the child does makes every record stale (2: flash attention)
 MAX_RECORDS = 500
 _lock = threading.Lock()
 _build: str | None = None
@@ -119,8 +120,11 @@ def _child_settings(info: ModelInfo, profile: Profile,
     """The settings the child loads with: automatic GPU layers are decided here, once, so the
     child tries the very layer count the record is kept under (not a reading of its own)."""
     ours = _settings_for(profile, settings)
-    if ours.gpu_layers is None:
-        ours = replace(ours, gpu_layers=load_params(info, profile, ours).gpu_layers)
+    if ours.gpu_layers is None or ours.device is None:
+        p = load_params(info, profile, ours)
+        # the device too, so that the child does not choose again ("cpu": the processor)
+        device = p.device or (CPU if p.gpu_layers == 0 else None)
+        ours = replace(ours, gpu_layers=p.gpu_layers, device=device)
     return ours
 
 
@@ -142,7 +146,7 @@ def record_key(info: ModelInfo, profile: Profile, settings: EmbedderSettings) ->
     chunk = settings.chunk_tokens or profile.default_chunk
     return _file_prefix(info.path) + "|".join(str(x) for x in (
         profile.family, chunk, p.n_ctx, p.n_batch, p.n_ubatch, p.gpu_layers, p.pooling,
-        int(p.extra_bufts)))
+        int(p.extra_bufts), p.device or ""))
 
 
 # -- records -----------------------------------------------------------------------------------

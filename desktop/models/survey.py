@@ -112,14 +112,16 @@ class Survey:
 def survey(folders: list[str | os.PathLike[str]], chosen: str | os.PathLike[str] | None = None,
            *, list_chosen: bool = True, family: str | None = None,
            locations: Locations | None = None, home: str | os.PathLike[str] | None = None,
-           chunk_tokens: int | None = None, threads: int | None = None) -> Survey:
+           chunk_tokens: int | None = None, threads: int | None = None,
+           device: str | None = None) -> Survey:
     """Discovery, GPU detection and the fit of every model: all the slow work, at once.
 
     folders: where to look besides ``locations`` (None: the usual places). chosen: the model
     the person chose (None: the starter is the one in use); with list_chosen it is listed even
     when it is in none of the places looked in. family forces a profile (as --family does).
+    device: the compute device setting (None: the best GPU), whose fit every verdict gives.
     """
-    gpu = detect()
+    gpu = detect(device=device)
     estimates_gpu = dataclasses.replace(gpu, cpu_threads=threads) if threads else gpu
     active = active_model(chosen)
     roots = [Path(f).expanduser() for f in folders]
