@@ -198,7 +198,8 @@ def test_the_policy_the_benchmark_chose():
     assert indexes.exact_filter(10_000, 384) and not indexes.exact_filter(11_000, 384)
     assert indexes.exact_filter(970, 4096) and not indexes.exact_filter(1_000, 4096)
     # a filtered search through the index: 40% of the partitions, at least NPROBES
-    assert [indexes.filtered_nprobes(p) for p in (10, 40, 97, 244)] == [10, 20, 39, 98]
+    assert [indexes.filtered_nprobes(p, 384) for p in (10, 40, 97, 244)] == [10, 20, 39, 98]
+    assert [indexes.filtered_nprobes(p, 4096) for p in (10, 40, 97)] == [10, 28, 68]
     assert not indexes.vector_index_wanted(40_000, 384)  # 15M floats: an exact scan
     assert indexes.vector_index_wanted(50_000, 384) and indexes.vector_index_wanted(4_000, 4096)
 

@@ -530,7 +530,8 @@ class Store:
                     q = q.bypass_vector_index()
                 else:
                     probes = (partitions if every else
-                              indexes.filtered_nprobes(partitions) if where else indexes.NPROBES)
+                              indexes.filtered_nprobes(partitions, self.dims) if where
+                              else indexes.NPROBES)
                     q = q.nprobes(probes).refine_factor(indexes.refine_factor(limit))
             if where:
                 q = q.where(where, prefilter=True)
