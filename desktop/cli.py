@@ -101,6 +101,26 @@ def build_parser() -> argparse.ArgumentParser:
                    "(a date includes that whole day)")
     p.add_argument("--json", action="store_true", help="JSON output")
 
+    p = sub.add_parser("ask", help="a short answer from your documents, written by a local "
+                       "chat model, every sentence cited")
+    _common(p, defaults=False)
+    p.add_argument("question", help="what to ask")
+    p.add_argument("--chat-model", metavar="PATH", help="the chat GGUF that writes the answer "
+                   "(default: the one chosen in the window's model picker)")
+    p.add_argument("--context", type=int, metavar="N", help="the chat model's context in "
+                   "tokens (default: the settings', else the model's own, at most 8,192)")
+    p.add_argument("--answer-tokens", type=int, metavar="N",
+                   help="the longest answer, in tokens (default: the settings' 384)")
+    p.add_argument("-k", "--k", type=int, default=8, help="passages to give the model (at "
+                   "most; default 8, fewer when they do not fit its context)")
+    p.add_argument("--folder", metavar="DIR", help="only files under this folder")
+    p.add_argument("--type", action="append", default=[], choices=list(TYPE_GROUPS),
+                   dest="types", help="only files of this type (repeatable)")
+    p.add_argument("--since", metavar="WHEN", help="only files modified since (as search)")
+    p.add_argument("--until", metavar="WHEN", help="only files modified before (as search)")
+    p.add_argument("--json", action="store_true", help='JSON output: {"answer", "citations": '
+                   '[{"n", "path", "page", "start", "end"}], "refused", "timings", ...}')
+
     p = sub.add_parser("watch", help="keep the index in sync with the folders until stopped")
     _common(p, defaults=False)
     p.add_argument("paths", nargs="*", metavar="PATH",
@@ -685,8 +705,85 @@ def _recheck(args: argparse.Namespace) -> list[str]:
     return notes
 
 
+# -- ask -----------------------------------------------------------------------------------
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from desktop.ask import answer as ask
+    from desktop.ask.chat_model import ChatModel, ChatModelError
+    from desktop.search.display import location, short_path
+
+    config = _config(args)
+    if args.k <= 0:
+        raise CliError("--k must be at least 1")
+    filters = _filters(args)
+    settings = config.chat_settings(chat_model=args.chat_model, context=args.context,
+                                    answer_tokens=args.answer_tokens, threads=args.threads,
+                                    gpu_layers=args.gpu_layers, device=args.device)
+    if settings is None:
+        raise CliError("no chat model chosen: give --chat-model PATH (a chat GGUF such as "
+                       "Mistral 7B Instruct), or choose one in the window's model picker")
+    engine = _engine(args)
+    with engine:
+        if not engine.store.count_chunks():
+            raise CliError("nothing is indexed yet: semdex index PATH")
+        try:
+            chat = ChatModel(settings)
+        except ChatModelError as exc:
+            raise CliError(str(exc)) from None
+        try:
+            events = list(_stream_answer(ask.answer(args.question, engine, chat,
+                                                    filters=filters, k=args.k),
+                                         show=not args.json))
+        finally:
+            chat.close()
+    done = next((e for e in events if isinstance(e, ask.Done)), None)
+    error = next((e for e in events if isinstance(e, ask.Error)), None)
+    if error is not None:
+        raise CliError(f"could not answer: {error.message}")
+    sources = next((e.passages for e in events if isinstance(e, ask.Sources)), [])
+    refusal = next((e for e in events if isinstance(e, ask.Refusal)), None)
+    assert done is not None
+    by_n = {s.n: s for s in sources}
+    if args.json:
+        print(json.dumps({
+            "answer": done.answer, "refused": done.refused,
+            "refusal": refusal.reason if refusal else None,
+            "citations": [by_n[n].to_dict() for n in done.cited],
+            "sources": [s.to_dict() for s in sources],
+            "removed_citations": done.removed, "uncited_sentences": done.uncited_sentences,
+            "stopped": done.stopped, "timings": done.timings}, ensure_ascii=False, indent=2))
+        return 0
+    if done.refused and refusal is not None and refusal.before_model:
+        print(f"No answer: {refusal.reason}.")
+    print()
+    if done.cited:
+        print("Sources:")
+        for n in done.cited:
+            s = by_n[n]
+            print(f"  [{n}] {short_path(s.path)}, {location(s)}")
+    elif sources and not done.refused:
+        print("(The answer cites none of the passages it was given.)")
+    t = done.timings
+    if t.get("first_token_s") is not None:
+        print(f"\n{t['answer_tokens']} tokens, first after {t['first_token_s']:.1f} s, "
+              f"{t['tokens_per_s']:.1f} tokens/s"
+              + (f"; {done.removed} invalid citation(s) removed" if done.removed else ""),
+              file=sys.stderr)
+    return 0
+
+
+def _stream_answer(events, *, show: bool):
+    """The events, the answer's text printed as it comes when `show`."""
+    from desktop.ask import answer as ask
+
+    for event in events:
+        if show and isinstance(event, ask.Token):
+            print(event.text, end="", flush=True)
+        yield event
+
+
 COMMANDS = {"index": cmd_index, "search": cmd_search, "watch": cmd_watch, "status": cmd_status,
-            "models": cmd_models, "remove": cmd_remove}
+            "models": cmd_models, "remove": cmd_remove, "ask": cmd_ask}
 
 if __name__ == "__main__":
     sys.exit(main())

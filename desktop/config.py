@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,6 +85,9 @@ class Config:
     custom_instruction: str = ""  # instruction-aware models: replaces the task's instruction
     per_file: int = 3  # passages shown per file in the results
     embed_url: str | None = None  # an embedding server (OpenAI /v1/embeddings); None: here
+    chat_model: str | None = None  # the GGUF that writes answers (Ask); None: none chosen
+    chat_context: int | None = None  # its context in tokens; None: the model's default
+    answer_tokens: int = 384  # the cap on an answer's length
     # keys a newer version wrote: kept, written back, never compared
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -103,6 +107,23 @@ class Config:
                                 gpu_layers=pick(gpu_layers, self.gpu_layers),
                                 embed_url=(embed_url or self.embed_url or None),
                                 device=_device(device if device is not None else self.device))
+
+    def chat_settings(self, *, chat_model: str | None = None, context: int | None = None,
+                      answer_tokens: int | None = None, threads: int | None = None,
+                      gpu_layers: int | None = None, device: str | None = None):
+        """The chat model's settings (None when no chat model is chosen), flags over them;
+        it runs where the embedder runs (threads, GPU layers, device)."""
+        from desktop.ask.chat_model import ChatSettings
+
+        path = chat_model or self.chat_model
+        if not path:
+            return None
+        return ChatSettings(path=os.path.abspath(os.path.expanduser(path)),
+                            context=context or self.chat_context,
+                            answer_tokens=answer_tokens or self.answer_tokens,
+                            threads=threads if threads is not None else self.threads,
+                            gpu_layers=gpu_layers if gpu_layers is not None else self.gpu_layers,
+                            device=_device(device if device is not None else self.device))
 
     def sync_settings(self, *, polling: bool | None = None,
                       quiet: float | None = None) -> SyncSettings:
@@ -161,6 +182,15 @@ class Config:
                 endpoint(self.embed_url if isinstance(self.embed_url, str) else "")
             except ValueError as exc:
                 out["embed_url"] = str(exc)[0].upper() + str(exc)[1:] + "."
+        if self.chat_model is not None and (not isinstance(self.chat_model, str)
+                                            or not self.chat_model.strip()):
+            out["chat_model"] = "The chat model must be a GGUF file's path, or none."
+        if self.chat_context is not None and (not _is_int(self.chat_context)
+                                              or not 512 <= self.chat_context <= 131072):
+            out["chat_context"] = ("The chat model's context must be between 512 and 131,072 "
+                                   "tokens, or automatic.")
+        if not _is_int(self.answer_tokens) or not 16 <= self.answer_tokens <= 4096:
+            out["answer_tokens"] = "The answer's length must be between 16 and 4,096 tokens."
         if self.search_mode not in MODES:
             out["search_mode"] = (f"Search mode must be one of {', '.join(MODES)}, "
                                   f"not {self.search_mode!r}.")

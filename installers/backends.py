@@ -75,7 +75,8 @@ def build_packages(backend: str) -> dict[str, str]:
     out = {"vulkaninfo": "vulkan-tools",
            "/usr/share/vulkan/icd.d/lvp_icd.x86_64.json": "mesa-vulkan-drivers"}
     if not os.environ.get("VULKAN_SDK"):
-        out.update({"glslc": "glslc", "/usr/include/vulkan/vulkan.h": "libvulkan-dev"})
+        out.update({"glslc": "glslc", "/usr/include/vulkan/vulkan.h": "libvulkan-dev",
+                    "/usr/share/cmake/SPIRV-Headers/SPIRV-HeadersConfig.cmake": "spirv-headers"})
     return out
 
 

@@ -91,3 +91,31 @@ def test_log_view_follows_the_file(qtbot, tmp_path):
     missing = LogView(tmp_path / "nothing.log")
     qtbot.addWidget(missing)
     assert "No log yet" in missing.text.toPlainText()
+
+
+def test_the_compute_device_is_chosen_and_kept(qtbot, config):
+    """Automatic, the processor, or a device by name: a device set before but not found now
+    (a GPU unplugged) stays chosen and says so, rather than being silently replaced. The GPUs
+    this build has are listed off the GUI thread; on CI's CPU build there are none."""
+    from desktop.models import devices
+
+    config.device = "Vulkan7"
+    dialog = SettingsDialog(config)
+    qtbot.addWidget(dialog)
+    assert dialog.device.currentText() == "Vulkan7 (not found)"
+    found, _ = devices.list_devices()
+    gpus = devices.gpus(found)
+    qtbot.waitUntil(lambda: dialog.device.count() == 3 + len(gpus), timeout=5000)
+    assert dialog.device.currentData() == "Vulkan7"
+    dialog._add_gpus([devices.Device("CUDA0", "NVIDIA Test", "CUDA", "gpu", 6 << 30, 8 << 30)])
+    assert "CUDA: NVIDIA Test (CUDA0), 6.0 GiB free" in [
+        dialog.device.itemText(i) for i in range(dialog.device.count())]
+    assert dialog.device.currentData() == "Vulkan7"  # the choice survives the list
+    dialog.device.setCurrentIndex(dialog.device.findData(devices.CPU))
+    with qtbot.waitSignal(dialog.settings_saved, timeout=1000):
+        qtbot.mouseClick(_save_button(dialog), Qt.MouseButton.LeftButton)
+    assert Config.load().device == "cpu"
+    again = SettingsDialog(Config.load())
+    qtbot.addWidget(again)
+    again.device.setCurrentIndex(0)
+    assert again.config().device is None  # automatic

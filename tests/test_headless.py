@@ -26,9 +26,12 @@ DESKTOP = ROOT / "desktop"
 # (the chunker counts the model's tokens) and extract; models and extract import no other layer.
 LAYERS: dict[str, set[str]] = {
     # the person's settings, which the faces read and turn into the core's settings objects
-    "config": {"config", "sync", "engine", "index", "search", "models", "extract", "base"},
+    "config": {"config", "sync", "engine", "ask", "index", "search", "models", "extract",
+               "base"},
     "sync": {"engine", "index", "models", "base"},  # live sync drives the engine
     "engine": {"index", "search", "models", "extract", "base"},
+    # answers: retrieval through search, a chat model loaded by the models' loader
+    "ask": {"ask", "search", "index", "models", "base"},
     "search": {"search", "index", "models", "base"},
     "index": {"index", "models", "extract", "base"},
     "models": {"models", "base"},
@@ -47,7 +50,7 @@ def _layer(module: str) -> str | None:
         return "sync"
     if parts[1] == "config":
         return "config"
-    if parts[1] in ("engine", "search", "index", "models", "extract"):
+    if parts[1] in ("engine", "ask", "search", "index", "models", "extract"):
         return parts[1]
     return "base"
 

@@ -126,7 +126,8 @@ def test_the_build_machine_gets_what_vulkan_needs():
     out = subprocess.run([sys.executable, str(ROOT / "installers" / "build.py"), "deb",
                           "--backend", "vulkan", "--list-packages"], capture_output=True,
                          text=True, check=True).stdout.split()
-    assert {"glslc", "libvulkan-dev", "mesa-vulkan-drivers", "vulkan-tools"} <= set(out)
+    assert {"glslc", "libvulkan-dev", "spirv-headers", "mesa-vulkan-drivers",
+            "vulkan-tools"} <= set(out)
 
 
 def test_constraints_pin_every_version():

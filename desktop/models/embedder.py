@@ -90,7 +90,8 @@ def model_key(info: ModelInfo, profile: Profile, dims: int | None = None) -> str
 
 
 def auto_gpu_layers(info: ModelInfo, batch_tokens: int, gpu: GpuInfo,
-                    extra_weight_bytes: int = 0) -> tuple[int, str]:
+                    extra_weight_bytes: int = 0, context_tokens: int | None = None
+                    ) -> tuple[int, str]:
     """What "Automatic (what fits)" loads with on this GPU, and why (for the log): the fit
     verdict's n_gpu_layers, -1 (all) when the model fits, N for a partial offload, 0 for the
     processor alone (no usable GPU, or too little free memory for even one layer).
@@ -101,7 +102,7 @@ def auto_gpu_layers(info: ModelInfo, batch_tokens: int, gpu: GpuInfo,
     if gpu.kind == "none" and gpu.offload_supported and not gpu.choice:
         return -1, ("all: this llama.cpp build has a GPU whose memory Semdex cannot read, so "
                     "what fits is unknown")
-    est, v = assess(info, gpu, batch_tokens, extra_weight_bytes)
+    est, v = assess(info, gpu, batch_tokens, extra_weight_bytes, context_tokens)
     count = {"gpu": f"all {v.layers_total}",
              "partial": f"{v.gpu_layers} of {v.layers_total}"}.get(v.placement, "0")
     if gpu.kind == "none":
@@ -157,10 +158,12 @@ class Placement:
 
 
 def place(info: ModelInfo, batch_tokens: int, requested: int | None,
-          device: str | None = None, gpu: GpuInfo | None = None) -> Placement:
+          device: str | None = None, gpu: GpuInfo | None = None,
+          context_tokens: int | None = None) -> Placement:
     """The layers to offload and the device, from the settings (requested: None automatic,
     -1 all, 0 none, N; device: a ggml device name, "cpu", or None for the best GPU) and the
-    machine (read now when gpu is None, and only if the build offloads)."""
+    machine (read now when gpu is None, and only if the build offloads). context_tokens: a
+    chat model's context (its KV cache), beyond the batch."""
     head = "automatic, 0" if requested is None else f"{requested}, as set, but 0"
     if gpu is None:
         if not gpu_offload_supported():
@@ -174,7 +177,8 @@ def place(info: ModelInfo, batch_tokens: int, requested: int | None,
         n = requested
         why = f"{'all' if requested < 0 else requested}, as set"
     else:
-        n, auto_why = auto_gpu_layers(info, batch_tokens, gpu, _other_parts_bytes(info))
+        n, auto_why = auto_gpu_layers(info, batch_tokens, gpu, _other_parts_bytes(info),
+                                      context_tokens)
         why = f"automatic, {auto_why}"
     if n == 0:
         return Placement(0, None, why, f"CPU: the model does not fit {gpu.name}")

@@ -73,6 +73,8 @@ class LoadParams:
     gpu_layers_why: str = field(default="", compare=False)  # for the log: set, or what fits
     compute: str = field(default="", compare=False)  # where it runs, in words (status)
     backend: str = field(default="CPU", compare=False)  # the device's backend ("Vulkan")
+    # False: a generation context (a chat model): one sequence, a KV cache, next-token logits
+    embeddings: bool = True
 
 
 def _backend_init() -> None:
@@ -217,7 +219,8 @@ def _device_list(name: str | None):
 
 
 class LlamaModel:
-    """A model, one embedding context and one batch; close() frees them in order."""
+    """A model, one context (for embeddings, or for generation: LoadParams.embeddings) and one
+    batch; close() frees them in order."""
 
     def __init__(self, path: str | os.PathLike[str], p: LoadParams):
         import ctypes
@@ -244,9 +247,13 @@ class LlamaModel:
         cp.n_ubatch = min(p.n_batch, p.n_ubatch)
         cp.n_threads = cp.n_threads_batch = p.threads
         cp.pooling_type = p.pooling
-        cp.embeddings = True
-        cp.kv_unified = True
-        cp.n_seq_max = min(p.n_batch, llama_cpp.llama_max_parallel_sequences())
+        if p.embeddings:
+            cp.embeddings = True
+            cp.kv_unified = True
+            cp.n_seq_max = min(p.n_batch, llama_cpp.llama_max_parallel_sequences())
+        else:
+            cp.embeddings = False
+            cp.n_seq_max = 1
         # flash attention where the device has it (llama.cpp's own default): on the CPU it
         # embeds twice as fast as the plain path, which writes out every score matrix
         # (bench/cpu_speed.py), with the same vectors (cosine 0.99999976 for the starter)
@@ -258,7 +265,8 @@ class LlamaModel:
             self._model = _internals.LlamaModel(path_model=os.fspath(path), params=mp,
                                                 verbose=True)
             self._ctx = _internals.LlamaContext(model=self._model, params=cp, verbose=True)
-            self._batch = _internals.LlamaBatch(n_tokens=p.n_batch, embd=0, n_seq_max=p.n_ctx,
+            self._batch = _internals.LlamaBatch(n_tokens=p.n_batch, embd=0,
+                                                n_seq_max=p.n_ctx if p.embeddings else 1,
                                                 verbose=True)
         except BaseException:
             self.close()

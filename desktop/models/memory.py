@@ -253,11 +253,14 @@ class MemoryEstimate:
 
 
 def estimate(model: ModelInfo | ModelShape, batch_tokens: int = MIN_BATCH_TOKENS,
-             extra_weight_bytes: int = 0) -> MemoryEstimate:
-    """Memory for Semdex's settings: n_ctx = n_batch = n_ubatch = batch_tokens."""
+             extra_weight_bytes: int = 0, context_tokens: int | None = None) -> MemoryEstimate:
+    """Memory for Semdex's settings: an embedder's n_ctx = n_batch = n_ubatch = batch_tokens;
+    a chat model's n_ubatch = batch_tokens with a context of context_tokens (its KV cache:
+    128 KiB a token for Mistral 7B) and one sequence."""
     shape = model if isinstance(model, ModelShape) else model_shape(model, extra_weight_bytes)
-    u = ctx = max(int(batch_tokens), 1)
-    n_seq = min(u, MAX_PARALLEL_SEQUENCES)
+    u = max(int(batch_tokens), 1)
+    ctx = max(int(context_tokens or u), u)
+    n_seq = 1 if context_tokens else min(u, MAX_PARALLEL_SEQUENCES)
     kv = 0
     if shape.causal:
         kv = 2 * shape.n_layer * ctx * shape.n_head_kv * shape.head_size * 2
@@ -388,9 +391,10 @@ def verdict(est: MemoryEstimate, gpu: GpuInfo) -> Verdict:
 
 
 def assess(info: ModelInfo, gpu: GpuInfo, batch_tokens: int = MIN_BATCH_TOKENS,
-           extra_weight_bytes: int = 0) -> tuple[MemoryEstimate, Verdict]:
-    """The estimate and the verdict for one model file."""
-    est = estimate(info, batch_tokens, extra_weight_bytes)
+           extra_weight_bytes: int = 0, context_tokens: int | None = None
+           ) -> tuple[MemoryEstimate, Verdict]:
+    """The estimate and the verdict for one model file (a chat model: with its context)."""
+    est = estimate(info, batch_tokens, extra_weight_bytes, context_tokens)
     return est, verdict(est, gpu)
 
 
