@@ -622,13 +622,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     found = survey(args.paths, args.model or state.model.path, list_chosen=not args.paths,
                    family=args.family, locations=Locations() if args.paths else None,
                    chunk_tokens=config.chunk_tokens, threads=args.threads or config.threads,
-                   device=config.embedder_settings(device=args.device).device)
+                   device=config.embedder_settings(device=args.device).device,
+                   chat_model=config.chat_model, chat_context=config.chat_context)
     gpu = found.gpu
     entries = [d.to_dict() for d in found.models]
     missing = [] if args.paths else found.missing
     if args.json:
         print(json.dumps({
             "accelerator": dataclasses.asdict(gpu), "models": entries, "notes": notes,
+            "chat_models": [c.to_dict() for c in found.chats],
             "cpu_variants": _cpu_variants(),
             "not_installed": [s.entry.to_dict() | {"verdict": s.verdict.to_dict()}
                               for s in missing],
@@ -658,6 +660,18 @@ def cmd_models(args: argparse.Namespace) -> int:
                       f"{describe_estimate(d.estimate)}")
         else:
             print(f"{mark} {e['name']}\n    {e['path']}\n    not usable: {e['problem']}")
+    if found.chats:
+        print("\nChat models (for semdex ask):")
+        for c in found.chats:
+            e = c.to_dict()
+            mark = "*" if c.chosen else " "
+            if c.usable:
+                print(f"{mark} {e['name']}  [{e['template']} template]  {e['quantization']}, "
+                      f"{e['parameters']}, context {e['context']:,} tokens (KV "
+                      f"{e['kv_bytes_per_token'] / 1024:.0f} KiB a token)\n    {e['path']}\n"
+                      f"    {e['fit']}" + (f"; {e['together']}" if e["together"] else ""))
+            else:
+                print(f"{mark} {e['name']}\n    {e['path']}\n    not usable: {e['problem']}")
     if missing:
         print("\nRecommended, not on this machine:")
         for s in missing:
@@ -709,7 +723,7 @@ def _recheck(args: argparse.Namespace) -> list[str]:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from desktop.ask import answer as ask
-    from desktop.ask.chat_model import ChatModel, ChatModelError
+    from desktop.ask.chat_model import ChatModel, ChatModelError, check_chat_model
     from desktop.search.display import location, short_path
 
     config = _config(args)
@@ -726,16 +740,23 @@ def cmd_ask(args: argparse.Namespace) -> int:
     with engine:
         if not engine.store.count_chunks():
             raise CliError("nothing is indexed yet: semdex index PATH")
-        try:
-            chat = ChatModel(settings)
+        try:  # checked now (a broken template is said at once); loaded past the gate
+            check_chat_model(settings.path)
         except ChatModelError as exc:
             raise CliError(str(exc)) from None
+        loaded: list[ChatModel] = []
+
+        def load() -> ChatModel:
+            loaded.append(ChatModel(settings))
+            return loaded[-1]
+
         try:
-            events = list(_stream_answer(ask.answer(args.question, engine, chat,
+            events = list(_stream_answer(ask.answer(args.question, engine, load,
                                                     filters=filters, k=args.k),
                                          show=not args.json))
         finally:
-            chat.close()
+            for chat in loaded:
+                chat.close()
     done = next((e for e in events if isinstance(e, ask.Done)), None)
     error = next((e for e in events if isinstance(e, ask.Error)), None)
     if error is not None:

@@ -80,6 +80,47 @@ def build_packages(backend: str) -> dict[str, str]:
     return out
 
 
+EXTRA_CMAKE_ENV = "SEMDEX_LLAMA_CMAKE_ARGS"  # more CMake flags, e.g. -DVulkan_INCLUDE_DIR=...
+MIN_VULKAN_HEADERS = 275  # llama.cpp's Vulkan backend uses VK_EXT_layer_settings (1.3.275)
+
+
+def extra_cmake_args() -> list[str]:
+    return os.environ.get(EXTRA_CMAKE_ENV, "").split()
+
+
+def vulkan_headers_version(args: list[str]) -> tuple[int, str] | None:
+    """(VK_HEADER_VERSION, header path) of the Vulkan headers the build will use: the
+    -DVulkan_INCLUDE_DIR given, else $VULKAN_SDK's, else the system's; None if none found."""
+    dirs = [a.split("=", 1)[1] for a in args if a.startswith("-DVulkan_INCLUDE_DIR=")]
+    if os.environ.get("VULKAN_SDK"):
+        dirs.append(os.path.join(os.environ["VULKAN_SDK"], "include"))
+    dirs += ["/usr/include", "/usr/local/include"]
+    for d in dirs:
+        header = Path(d) / "vulkan" / "vulkan_core.h"
+        if header.is_file():
+            m = re.search(r"#define\s+VK_HEADER_VERSION\s+(\d+)", header.read_text(
+                encoding="utf-8", errors="replace"))
+            if m:
+                return int(m.group(1)), str(header)
+    return None
+
+
+def check_vulkan_headers(args: list[str]) -> None:
+    """Fail in seconds, not after ten minutes of compiling, on headers too old for it."""
+    found = vulkan_headers_version(args)
+    if found is None:
+        raise SystemExit("build.py: no Vulkan headers found (Debian: libvulkan-dev; or "
+                         "LunarG's Vulkan SDK)")
+    version, header = found
+    if version < MIN_VULKAN_HEADERS:
+        raise SystemExit(
+            f"build.py: the Vulkan headers in {header} are 1.x.{version}; llama.cpp's Vulkan "
+            f"backend needs 1.3.{MIN_VULKAN_HEADERS} or newer. Install LunarG's Vulkan SDK "
+            "(it sets VULKAN_SDK), or newer headers (Debian 13's libvulkan-dev) and point "
+            f"{EXTRA_CMAKE_ENV}=-DVulkan_INCLUDE_DIR=/their/include at them, or build "
+            "--backend cpu")
+
+
 # -- the test models (run by the build venv's Python) ----------------------------------------
 
 def make_models(out: Path) -> list[Path]:

@@ -70,7 +70,7 @@ def llama_cmake_args(backend: str | None = None) -> list[str]:
     the GPU backend of installers/backends.py beside the CPU one."""
     args = ["-DGGML_NATIVE=OFF", "-DLLAVA_BUILD=OFF", "-DLLAMA_BUILD_TOOLS=OFF",
             "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_SERVER=OFF"]
-    args += backends.cmake_args(backend or BACKEND, SYSTEM)
+    args += backends.cmake_args(backend or BACKEND, SYSTEM) + backends.extra_cmake_args()
     if SYSTEM == "Darwin":
         # one CPU backend (Metal embedded on arm64). On Intel Macs llama-cpp-python turns AVX,
         # AVX2, FMA and F16C off; BMI2 too, or the kernels would need a Haswell (macOS 12 runs
@@ -165,6 +165,8 @@ def portable_llama_wheel() -> Path:
     if found:
         return found[-1]
     out.mkdir(parents=True, exist_ok=True)
+    if BACKEND == "vulkan":
+        backends.check_vulkan_headers(llama_cmake_args())
     env = dict(_build_env(), CMAKE_ARGS=" ".join(llama_cmake_args()))
     env.pop("SOURCE_DATE_EPOCH", None)  # it would turn every SIMD baseline off as well
     say(f"compiling llama-cpp-python for every CPU, with the {BACKEND} backend (about 12 "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from desktop.ask.chat_model import ChatModel, ChatModelError, ChatSettings, check_chat_model
-from desktop.ask.templates import default_context
+from desktop.models.chat_template import default_context
 from tests.fixtures import chat_templates as T
 from tests.fixtures.tiny_gguf import BOS_ID, write_tiny_llama
 

@@ -23,7 +23,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from desktop.ask import prompt
@@ -112,11 +112,13 @@ def gate(question: str, best_similarity: float, hits: list[Hit], family: str) ->
             f"{best_similarity:.2f})")
 
 
-def answer(question: str, engine, chat: ChatModel, *, filters: Filters = NO_FILTER,
-           k: int = K, cancel: threading.Event | None = None,
+def answer(question: str, engine, chat: ChatModel | Callable[[], ChatModel], *,
+           filters: Filters = NO_FILTER, k: int = K, cancel: threading.Event | None = None,
            answer_tokens: int | None = None, task: str | None = "qa",
            instruction: str | None = None) -> Iterator[Event]:
-    """Answer a question from the engine's index with the chat model (see the module)."""
+    """Answer a question from the engine's index with the chat model (see the module). `chat`
+    may be a function that loads it: called only once the gate has let the question through,
+    so a question the documents cannot answer never waits for a model to load."""
     cancel = cancel or threading.Event()
     t0 = time.perf_counter()
     timings: dict = {}
@@ -137,6 +139,13 @@ def answer(question: str, engine, chat: ChatModel, *, filters: Filters = NO_FILT
         if why:
             yield Refusal(why, before_model=True)
             yield Done("", [], 0, True, "refused", timings)
+            return
+        if not isinstance(chat, ChatModel):
+            t1 = time.perf_counter()
+            chat = chat()
+            timings["load_s"] = round(time.perf_counter() - t1, 3)
+        if cancel.is_set():
+            yield Done("", [], 0, False, "cancelled", timings)
             return
         budget = (chat.n_ctx - (answer_tokens or chat.settings.answer_tokens)
                   - prompt.MARGIN_TOKENS - chat.count(chat.template.render("")))

@@ -28,8 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from desktop.ask.templates import ChatTemplate, ChatTemplateError, default_context, read_template
 from desktop.models import llama_log
+from desktop.models.chat_template import (
+    ChatTemplate,
+    ChatTemplateError,
+    default_context,
+    read_template,
+)
 from desktop.models.gguf_info import ModelFileError, ModelInfo, read_model_info
 from desktop.models.gpu import cpu_threads
 from desktop.models.llama_model import AMX_TYPES, LlamaModel, LoadParams, extra_bufts_safe

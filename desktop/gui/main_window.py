@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QByteArray, QMetaObject, QSettings, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -41,6 +41,8 @@ from PySide6.QtWidgets import (
 from desktop.config import Config, config_dir
 from desktop.engine import Engine
 from desktop.gui import index_worker as w
+from desktop.gui.answer_panel import AnswerPanel
+from desktop.gui.answerer import Answerer
 from desktop.gui.index_worker import IndexWorker
 from desktop.gui.library_panel import LibraryPanel
 from desktop.gui.preview import PreviewPane
@@ -103,6 +105,7 @@ class ErrorBanner(QFrame):
 
 class MainWindow(QMainWindow):
     search_finished = Signal(int)  # results shown (their number): for tests and screenshots
+    answer_finished = Signal(object)  # an answer done (answer.Done): for tests and benches
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, *,
                  config: Config | None = None, model: str | None = None,
@@ -140,6 +143,7 @@ class MainWindow(QMainWindow):
         self.banner.choose_model_clicked.connect(self.choose_model)
         self.search_bar = SearchBar()
         self.search_bar.search_requested.connect(self.run_search)
+        self.search_bar.ask_requested.connect(self.ask)
         self.search_bar.set_mode(self.config.search_mode)
         self.search_field = self.search_bar.field
 
@@ -174,9 +178,18 @@ class MainWindow(QMainWindow):
         self.preview = PreviewPane(launch=launch)
         self.preview.setMinimumWidth(300)
 
+        self.answer_panel = AnswerPanel()
+        self.answer_panel.citation_clicked.connect(self._citation_clicked)
+        self.answer_panel.stop_clicked.connect(self.stop_answer)
+        self.results_column = QSplitter(Qt.Orientation.Vertical)
+        self.results_column.setObjectName("answerResultsSplitter")
+        self.results_column.addWidget(self.answer_panel)
+        self.results_column.addWidget(self.results_stack)
+        self.results_column.setStretchFactor(0, 2)
+        self.results_column.setStretchFactor(1, 3)
         self.right_split = QSplitter(Qt.Orientation.Horizontal)
         self.right_split.setObjectName("resultsPreviewSplitter")
-        self.right_split.addWidget(self.results_stack)
+        self.right_split.addWidget(self.results_column)
         self.right_split.addWidget(self.preview)
         self.right_split.setStretchFactor(0, 4)
         self.right_split.setStretchFactor(1, 5)
@@ -273,7 +286,22 @@ class MainWindow(QMainWindow):
         self.searcher = Searcher(self)
         self.searcher.results_arrived.connect(self._results_arrived)
         self.searcher.search_failed.connect(self._search_failed)
+        self.answerer = Answerer()
+        self.answer_thread = QThread(self)
+        self.answer_thread.setObjectName("semdex-answer")
+        self.answerer.moveToThread(self.answer_thread)
+        self._answer_serial = 0
+        self._question = ""
+        for signal, slot in ((self.answerer.loading, self._answer_loading),
+                             (self.answerer.sources_arrived, self._answer_sources),
+                             (self.answerer.text_arrived, self._answer_text),
+                             (self.answerer.cited, self._answer_cited),
+                             (self.answerer.refused, self._answer_refused),
+                             (self.answerer.finished, self._answer_finished),
+                             (self.answerer.failed, self._answer_failed)):
+            signal.connect(slot)
         self.worker_thread.start()
+        self.answer_thread.start()
 
     # -- layout memory (QSettings: geometry and splitters only) ------------------------------
 
@@ -364,6 +392,7 @@ class MainWindow(QMainWindow):
     def _engine_changed(self, engine: Engine) -> None:
         previous, self._engine = self._engine, engine
         self.searcher.set_engine(engine)
+        self.answerer.set_engine(engine)
         profile = engine.model.profile
         self.search_bar.set_profile(profile, self.config.task, self.config.custom_instruction)
         name = engine.model.info.name + (self.tr(" (starter)") if engine.model.is_starter
@@ -463,6 +492,73 @@ class MainWindow(QMainWindow):
             self.report_error(self.tr("The search failed: {0}").format(message), details)
             self.search_finished.emit(0)
 
+    # -- asking ------------------------------------------------------------------------------
+
+    def ask(self) -> None:
+        """Ask: an answer from the passages, written by the chat model, beside the results."""
+        question = self.search_bar.query()
+        if not question:
+            self.search_field.setFocus()
+            self.status_label.setText(self.tr("Type a question first, then press Ask."))
+            return
+        settings = self.config.chat_settings()
+        if settings is None:
+            self.report_error(self.tr(
+                "No chat model is chosen for Ask: choose one in Tools › Choose Model… "
+                "(Chat models), such as Mistral 7B Instruct."), model=True)
+            return
+        if self._engine is None:
+            self._show_message(self.tr("The model is still loading; ask again in a moment."))
+            return
+        self._answer_serial += 1
+        self._question = question
+        self.answer_panel.start(question)
+        self.answerer.ask(self._answer_serial, question, self.search_bar.filters(), settings)
+        self.run_search()  # the passages, ranked, below the answer
+
+    def stop_answer(self) -> None:
+        self.answerer.cancel()
+
+    def _current(self, serial: int) -> bool:
+        return serial == self._answer_serial and self.answer_panel.isVisible()
+
+    def _answer_loading(self, serial: int) -> None:
+        if self._current(serial):
+            self.answer_panel.loading()
+
+    def _answer_sources(self, serial: int, sources: list) -> None:
+        if self._current(serial):
+            self.answer_panel.set_sources(sources)
+
+    def _answer_text(self, serial: int, text: str) -> None:
+        if self._current(serial):
+            self.answer_panel.add_text(text)
+
+    def _answer_cited(self, serial: int, n: int) -> None:
+        if self._current(serial):
+            self.answer_panel.add_citation(n)
+
+    def _answer_refused(self, serial: int, reason: str, before_model: bool) -> None:
+        if self._current(serial):
+            self.answer_panel.refuse(reason, before_model)
+
+    def _answer_finished(self, serial: int, done: Any) -> None:
+        if self._current(serial):
+            self.answer_panel.finish(done.cited, done.removed, done.stopped, done.timings)
+            self.answer_finished.emit(done)
+
+    def _answer_failed(self, serial: int, message: str, details: str) -> None:
+        if self._current(serial):
+            self.answer_panel.fail(message)
+            self.report_error(self.tr("Could not answer: {0}").format(message), details)
+
+    def _citation_clicked(self, n: int) -> None:
+        source = self.answer_panel.sources.get(n)
+        if source is None:
+            return
+        self.preview.show_passage(source.path, source.page, source.start, source.end,
+                                  source.text, source.kind, query=self._question)
+
     def _result_selected(self, current: Any, _previous: Any) -> None:
         hit: Hit | None = current.data(HIT_ROLE) if current.isValid() else None
         if hit is None:
@@ -518,9 +614,15 @@ class MainWindow(QMainWindow):
         current = str(self._engine.model.path) if self._engine else None
         dialog = ModelPickerDialog(self.config, current, self)
         dialog.model_chosen.connect(self.switch_model)
+        dialog.chat_model_chosen.connect(self._chat_model_chosen)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         self.model_dialog = dialog
+
+    def _chat_model_chosen(self, path: str) -> None:
+        self.config.chat_model = path  # (the picker saved it in config.json)
+        self.status_label.setText(self.tr("Ask writes its answers with {0}.").format(
+            os.path.basename(path)))
 
     def switch_model(self, path: str, family: str = "") -> None:
         self.status_label.setText(self.tr("Loading {0}…").format(os.path.basename(path)))
@@ -602,6 +704,12 @@ class MainWindow(QMainWindow):
         self._closing = True
         self._save_layout()
         self.searcher.shutdown()
+        self.answerer.cancel()
+        QMetaObject.invokeMethod(self.answerer, "shutdown",
+                                 Qt.ConnectionType.BlockingQueuedConnection)  # frees the model
+        self.answer_thread.quit()
+        if not self.answer_thread.wait(QUIT_TIMEOUT_MS):
+            log.error("the answering thread did not stop within %d s", QUIT_TIMEOUT_MS // 1000)
         self.worker.stop()
         self.worker_thread.quit()
         stopped = self.worker_thread.wait(QUIT_TIMEOUT_MS)

@@ -48,7 +48,7 @@ from desktop.models.discovery import SOURCE_LABELS, Locations
 from desktop.models.gpu import GpuInfo
 from desktop.models.memory import Verdict
 from desktop.models.model_check import CheckResult
-from desktop.models.survey import ModelDescription, Suggestion, Survey, survey
+from desktop.models.survey import ChatDescription, ModelDescription, Suggestion, Survey, survey
 from desktop.models.units import rate_text, size_text
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,31 @@ def _model_row(d: ModelDescription) -> dict[str, Any]:
     return row
 
 
+def _chat_row(c: ChatDescription) -> dict[str, Any]:
+    """A chat model (for Ask) as its table shows it."""
+    m, info = c.model, c.model.info
+    row: dict[str, Any] = {
+        "path": str(m.path), "usable": c.usable, "current": c.chosen, "name": m.name,
+        "template": _dash(m.chat.family if m.chat else None),
+        "parameters": _dash(info.size_label if info else None),
+        "quantisation": _dash(info.quantization if info else None),
+        "context": f"{c.context:,}" if c.context else "—",
+        "size": size_text(m.size_bytes), "source": m.source_label,
+    }
+    if c.usable and c.verdict is not None and c.estimate is not None:
+        row["fit"] = fit_text(c.verdict)
+        row["together"] = c.together or "—"
+        kv = c.estimate.kv_bytes / max(1, c.context) / 1024
+        row["details"] = (f"{m.path}\n{m.chat.family if m.chat else ''} template; context "
+                          f"{c.context:,} tokens, KV cache {kv:.0f} KiB a token; "
+                          f"{c.verdict.describe()}" + (f"; {c.together}" if c.together else ""))
+    else:
+        row["fit"] = f"Not usable: {m.chat_problem or m.problem or 'no chat template'}"
+        row["together"] = "—"
+        row["details"] = f"{m.path}\n{row['fit']}"
+    return row
+
+
 def _catalogue_row(s: Suggestion) -> dict[str, Any]:
     c, v = s.entry, s.verdict
     quant = c.recommended_quant()
@@ -126,12 +151,14 @@ class ScanResult:
     gpu: GpuInfo | None = None
     models: list[dict[str, Any]] = field(default_factory=list)
     recommended: list[dict[str, Any]] = field(default_factory=list)
+    chats: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
 
     @classmethod
     def of(cls, found: Survey) -> ScanResult:
         return cls(gpu=found.gpu, models=[_model_row(d) for d in found.models],
-                   recommended=[_catalogue_row(s) for s in found.missing])
+                   recommended=[_catalogue_row(s) for s in found.missing],
+                   chats=[_chat_row(c) for c in found.chats])
 
 
 # -- Qt models ----------------------------------------------------------------------------------
@@ -214,6 +241,7 @@ class ModelPickerDialog(QDialog):
     """The models on this machine and how they would run; emits model_chosen(path, family)."""
 
     model_chosen = Signal(str, str)
+    chat_model_chosen = Signal(str)  # the chat GGUF Ask writes answers with
     models_loaded = Signal()
 
     def __init__(self, config: Config, current_model: str | None,
@@ -278,6 +306,24 @@ class ModelPickerDialog(QDialog):
         self.catalogue_table.selectionModel().selectionChanged.connect(self._on_catalogue_sel)
         self.catalogue_details = self._details_label()
 
+        self.chats = RowsTableModel([
+            ("name", self.tr("Chat model")), ("template", self.tr("Template")),
+            ("parameters", self.tr("Parameters")), ("quantisation", self.tr("Quantisation")),
+            ("context", self.tr("Context")), ("size", self.tr("File size")),
+            ("fit", self.tr("On this machine")), ("together", self.tr("With the embedder")),
+        ], numeric=("parameters", "context", "size"), parent=self, header_tips={
+            "context": self.tr("The tokens it reads at once: its own, at most 8,192, unless "
+                               "set in Settings. Its KV cache grows with it."),
+            "together": self.tr("Whether it and the embedder in use fit this machine at once."),
+        })
+        self.chat_table = self._table(self.chats)
+        self.chat_table.selectionModel().selectionChanged.connect(self._on_chat_selection)
+        self.chat_table.doubleClicked.connect(lambda _i: self._on_use_chat())
+        self.chat_details = self._details_label()
+        self.use_chat_button = QPushButton(self.tr("Use for Ask"))
+        self.use_chat_button.setEnabled(False)
+        self.use_chat_button.clicked.connect(self._on_use_chat)
+
         local = QWidget()
         lay = QVBoxLayout(local)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -294,11 +340,22 @@ class ModelPickerDialog(QDialog):
         lay.addWidget(hint)
         lay.addWidget(self.catalogue_table, 1)
         lay.addWidget(self.catalogue_details)
+        chat = QWidget()
+        lay = QVBoxLayout(chat)
+        lay.setContentsMargins(0, 0, 0, 0)
+        head = QHBoxLayout()
+        head.addWidget(self._heading(self.tr("Chat models, for Ask")), 1)
+        head.addWidget(self.use_chat_button)
+        lay.addLayout(head)
+        lay.addWidget(self.chat_table, 1)
+        lay.addWidget(self.chat_details)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(local)
+        splitter.addWidget(chat)
         splitter.addWidget(rec)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        splitter.setStretchFactor(2, 2)
         splitter.setChildrenCollapsible(False)
 
         self.add_button = QPushButton(self.tr("Add folder…"))
@@ -323,6 +380,32 @@ class ModelPickerDialog(QDialog):
         root.addLayout(top)
         root.addWidget(splitter, 1)
         root.addLayout(buttons)
+
+    def _on_chat_selection(self) -> None:
+        row = self._chat_selected()
+        self.use_chat_button.setEnabled(bool(row and row["usable"] and not row["current"]))
+        if row is not None:
+            self.chat_details.setText(row.get("details", ""))
+
+    def _chat_selected(self) -> dict[str, Any] | None:
+        rows = self.chat_table.selectionModel().selectedRows()
+        return self.chats.row_data(rows[0].row()) if rows else None
+
+    def _on_use_chat(self) -> None:
+        row = self._chat_selected()
+        if row is None or not row["usable"]:
+            return
+        self.config.chat_model = row["path"]
+        try:
+            self.config.save()
+        except (OSError, ValueError) as exc:  # (ConfigError is a ValueError)
+            self.chat_details.setText(self.tr("The choice could not be saved: {0}").format(exc))
+            return
+        self.chat_model_chosen.emit(row["path"])
+        rows = [dict(r, current=r["path"] == row["path"]) for r in self.chats.rows()]
+        self.chats.set_rows(rows)
+        self.use_chat_button.setEnabled(False)
+        self.chat_details.setText(self.tr("Ask now writes with {0}.").format(row["name"]))
 
     def _table(self, model: RowsTableModel) -> QTableView:
         table = QTableView()
@@ -365,7 +448,8 @@ class ModelPickerDialog(QDialog):
             folders=list(self.config.model_folders), chosen=self.current_model,
             locations=self._locations, home=self._home,
             chunk_tokens=self.config.chunk_tokens, threads=self.config.threads,
-            device=self.config.embedder_settings().device)
+            device=self.config.embedder_settings().device,
+            chat_model=self.config.chat_model, chat_context=self.config.chat_context)
         bridge = self._bridge
 
         def work() -> None:
@@ -400,6 +484,11 @@ class ModelPickerDialog(QDialog):
         selected = self.selected_path()
         self.models.set_rows(result.models)
         self.catalogue.set_rows(result.recommended)
+        self.chats.set_rows(result.chats)
+        self.chat_details.setText(self.tr(
+            "No chat model found: Ask needs one (a chat GGUF such as Mistral 7B Instruct, "
+            "Q4_K_M). Semdex downloads nothing: put one in a model folder, then Look again.")
+            if not result.chats else "")
         usable = sum(1 for r in result.models if r["usable"])
         if result.error:
             self.status.setText(self.tr("Could not look for models: {0}").format(result.error))

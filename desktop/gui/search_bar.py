@@ -10,7 +10,15 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QWidget,
+)
 
 from desktop.models.profiles import DEFAULT_TASK, TASK_LABELS, Profile
 from desktop.search import MODES, TYPE_GROUPS, Filters, Query
@@ -22,6 +30,7 @@ _DAY = 24 * 3600.0
 
 class SearchBar(QWidget):
     search_requested = Signal()  # the query or an option changed (debounced), or Enter
+    ask_requested = Signal()  # Ask: an answer written from the passages (desktop/ask)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -82,10 +91,17 @@ class SearchBar(QWidget):
         options.addWidget(self.kind)
         options.addWidget(self.date)
 
+        self.ask_button = QPushButton(self.tr("Ask"))
+        self.ask_button.setToolTip(self.tr("A short answer written from your documents by the "
+                                           "chat model, every sentence citing its passages"))
+        self.ask_button.setMinimumHeight(34)
+        self.ask_button.clicked.connect(self.ask_requested)
+
         layout = QGridLayout(self)
         layout.setContentsMargins(10, 8, 10, 4)
         layout.addWidget(self.field, 0, 0)
-        layout.addLayout(options, 1, 0)
+        layout.addWidget(self.ask_button, 0, 1)
+        layout.addLayout(options, 1, 0, 1, 2)
         self.set_profile(None)
 
     # -- setting up --------------------------------------------------------------------------
@@ -135,16 +151,18 @@ class SearchBar(QWidget):
     def query(self) -> str:
         return self.field.text().strip()
 
+    def filters(self) -> Filters:
+        days = self.date.currentData()
+        kind = self.kind.currentData()
+        return Filters.of(types=(kind,) if kind else (), folder=self.folder.currentData(),
+                          since=time.time() - days * _DAY if days else None)
+
     def request(self, k: int = 20, per_file: int | None = 3) -> Query | None:
         query = self.query()
         if not query:
             return None
         task = self.task.currentData()
         instruction = self.instruction.text().strip() if task == CUSTOM else None
-        days = self.date.currentData()
-        kind = self.kind.currentData()
-        filters = Filters.of(types=(kind,) if kind else (), folder=self.folder.currentData(),
-                             since=time.time() - days * _DAY if days else None)
         return Query(text=query, mode=self.mode.currentData(), k=k, per_file=per_file,
                      task=None if task == CUSTOM else task, instruction=instruction or None,
-                     filters=filters)
+                     filters=self.filters())

@@ -32,6 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from desktop.models.chat_template import (
+    TEMPLATE_KEY,
+    ChatTemplate,
+    ChatTemplateError,
+    read_template,
+)
 from desktop.models.gguf_info import (
     ModelFileError,
     ModelInfo,
@@ -72,6 +78,8 @@ class DiscoveredModel:
     also_at: list[tuple[str, Path]] = field(default_factory=list)
     split_parts: int = 1
     check: Any = None  # model_check.CheckResult of a remembered failure
+    chat: ChatTemplate | None = None  # not an embedder, but a chat model (its template)
+    chat_problem: str | None = None  # a chat model's template that cannot be used, and why
 
     @property
     def usable(self) -> bool:
@@ -380,6 +388,11 @@ def _examine(found: DiscoveredModel, family: str | None) -> None:
         found.profile = detect_profile(info, family)
     except NotAnEmbedder as exc:
         found.problem = str(exc)
+        if info.get(TEMPLATE_KEY) is not None and info.causal:  # a chat model: for Ask
+            try:
+                found.chat = read_template(info)
+            except ChatTemplateError as why:
+                found.chat_problem = str(why)
 
 
 def _mark_crashed(models: list[DiscoveredModel]) -> None:

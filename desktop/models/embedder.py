@@ -9,6 +9,7 @@ truncation that would cut off the EOS, EOS added by id exactly once for the deco
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -261,6 +262,7 @@ class Embedder:
         self._lock = threading.Lock()
         self._turn = threading.Condition()
         self._urgent = 0  # queries waiting for, or in, a decode
+        self._held = 0  # answers being written (yielding()): indexing waits between decodes
 
     def _open(self, settings: EmbedderSettings) -> None:
         """Load the weights and make the context that decodes (a remote embedder, which
@@ -429,6 +431,8 @@ class Embedder:
             else:
                 with self._turn:  # a waiting query goes first (bounded, in case of a bug)
                     self._turn.wait_for(lambda: not self._urgent, timeout=10.0)
+                    while self._held and not (cancel is not None and cancel.is_set()):
+                        self._turn.wait(0.5)  # an answer is being written: it goes first
                 if cancel is not None and cancel.is_set():
                     raise Cancelled
                 vectors = self._decode(batch)
@@ -437,6 +441,19 @@ class Embedder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out
+
+    @contextlib.contextmanager
+    def yielding(self) -> Iterator[None]:
+        """While this lasts (a chat model writing an answer), indexing waits between two
+        decodes and leaves the processor to the answer; queries still run."""
+        with self._turn:
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._turn:
+                self._held -= 1
+                self._turn.notify_all()
 
     def embed_queries(self, queries: Sequence[str], task: str | None = None,
                       instruction: str | None = None) -> np.ndarray:
