@@ -87,3 +87,30 @@ def test_the_default_context_follows_the_version(tmp_path):
     big = dataclasses.replace(info1, metadata={**info1.metadata,
                                                "tokenizer.ggml.tokens": ["x"] * 32000})
     assert default_context(big, tpl1) == 4096
+
+
+def test_chat_models_are_found_and_judged_like_embedders(tmp_path, smollm2, starter_model):
+    """The survey (semdex models, the picker) lists chat GGUFs apart: a usable one with its
+    template, context, KV cache a token and fit; one whose template Jinja cannot read, and a
+    text generator without one, each with the reason."""
+    import shutil
+
+    from desktop.models.discovery import Locations
+    from desktop.models.survey import survey
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(smollm2, folder / smollm2.name)
+    write_tiny_llama(folder / "broken-chat.gguf", name="broken-chat",
+                     chat_template="{% if %}")
+    write_tiny_llama(folder / "base-model.gguf", name="plain-base-model")
+    found = survey([folder, starter_model], starter_model, locations=Locations(),
+                   chat_model=str(folder / smollm2.name))
+    chats = {c.model.path.name: c.to_dict() for c in found.chats}
+    smol = chats[smollm2.name]
+    assert smol["usable"] and smol["chosen"] and smol["template"] == "chatml"
+    assert smol["context"] == 8192 and smol["kv_bytes_per_token"] == 2 * 30 * 3 * 64 * 2
+    assert smol["fit"] and smol["together"]  # beside the starter in use
+    assert "cannot be read" in chats["broken-chat.gguf"]["problem"]
+    assert "no chat template" in chats["base-model.gguf"]["problem"]
+    assert not any(c.model.path == starter_model for c in found.chats)  # an embedder

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from desktop.models.chat_template import (
-    TEMPLATE_KEY,
     ChatTemplate,
     ChatTemplateError,
     read_template,
@@ -388,8 +387,8 @@ def _examine(found: DiscoveredModel, family: str | None) -> None:
         found.profile = detect_profile(info, family)
     except NotAnEmbedder as exc:
         found.problem = str(exc)
-        if info.get(TEMPLATE_KEY) is not None and info.causal:  # a chat model: for Ask
-            try:
+        if info.causal and info.tensors and info.general_type in (None, "model"):
+            try:  # a chat model, for Ask (or a text generator without a chat template)
                 found.chat = read_template(info)
             except ChatTemplateError as why:
                 found.chat_problem = str(why)
