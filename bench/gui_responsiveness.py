@@ -53,7 +53,14 @@ def run_round(args: argparse.Namespace, base: Path, round_no: int) -> dict:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     data = base / f"data-{round_no}"
     shutil.rmtree(data, ignore_errors=True)
-    win = MainWindow(data, model=args.model, family=args.family, launch=False)
+    config = None
+    if args.ask:  # Ask while indexing: the answer streams into the window as it is written
+        from bench.ask import smollm2
+        from desktop.config import Config
+
+        config = Config(chat_model=str(args.chat_model or smollm2()), chat_context=2048,
+                        answer_tokens=96)
+    win = MainWindow(data, model=args.model, family=args.family, launch=False, config=config)
     win.resize(1280, 800)
     win.show()
 
@@ -100,9 +107,21 @@ def run_round(args: argparse.Namespace, base: Path, round_no: int) -> dict:
     timer.start()
     if args.search_every > 0:
         typing.start()
+    answers: list = []
+    asks = iter(QUERIES * 1000)
+
+    def ask_next(*_: object) -> None:
+        if len(answers) < args.ask:
+            win.search_field.setText(next(asks))
+            win.ask()
+
+    win.answer_finished.connect(answers.append)
+    win.answer_finished.connect(lambda _d: QTimer.singleShot(200, ask_next))
     win.add_folders([str(base / "tree")])
     pump_until(lambda: win.worker_state() == w.INDEXING, 60)
-    pump_until(lambda: win.worker_state() == w.WATCHING, 3600)
+    if args.ask:
+        ask_next()
+    pump_until(lambda: win.worker_state() == w.WATCHING and len(answers) >= args.ask, 3600)
     elapsed = time.perf_counter() - t0
     timer.stop()
     typing.stop()
@@ -113,7 +132,8 @@ def run_round(args: argparse.Namespace, base: Path, round_no: int) -> dict:
     return {
         "seconds": round(elapsed, 2), "ticks": len(gaps),
         "files": st.get("files", 0), "passages": st.get("passages", 0),
-        "searches": len(searches),
+        "searches": len(searches), "answers": len(answers),
+        "answer_tokens": sum(a.timings.get("answer_tokens", 0) for a in answers),
         "max_ms": round(max(late), 1), "p99_ms": round(percentile(late, 0.99), 1),
         "p50_ms": round(statistics.median(late), 1),
         "over_50ms": sum(1 for g in late if g > 50),
@@ -133,12 +153,18 @@ def main() -> int:
     ap.add_argument("--search-every", type=float, default=1.0,
                     help="type a query every S seconds while indexing (0: never)")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--ask", type=int, default=0, metavar="N",
+                    help="press Ask N times while indexing (the answers stream into the "
+                    "window; typed searches are then off)")
+    ap.add_argument("--chat-model", type=Path, help="for --ask (default: SmolLM2-135M)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--model", help="GGUF embedder (default: the starter model)")
     ap.add_argument("--family")
     ap.add_argument("--threads", type=int, default=None,
                     help="model threads (default: the config's, else every core)")
     args = ap.parse_args()
+    if args.ask:
+        args.search_every = 0  # (the Ask button reads the search field)
 
     base = args.out / "gui-responsiveness"
     cfg = base / "config"
@@ -187,13 +213,14 @@ def main() -> int:
     (args.out / "gui-responsiveness-results.json").write_text(json.dumps(results, indent=2))
     print(f"\n`{results['command']}` (load average before {load_before[0]:.2f}, "
           f"after {load_after[0]:.2f}; goal: max gap < 50 ms)\n")
-    print("| round | files | passages | indexing s | searches | ticks | p50 ms | p99 ms | "
-          "max ms | gaps > 50 ms | full GCs | longest GC ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| round | files | passages | indexing s | searches | answers (tokens) | ticks | "
+          "p50 ms | p99 ms | max ms | gaps > 50 ms | full GCs | longest GC ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for i, r in enumerate(rounds, 1):
         print(f"| {i} | {r['files']} | {r['passages']} | {r['seconds']} | {r['searches']} | "
-              f"{r['ticks']} | {r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | "
-              f"{r['over_50ms']} | {r['gc_full']} | {r['gc_max_ms']} |")
+              f"{r['answers']} ({r['answer_tokens']}) | {r['ticks']} | {r['p50_ms']} | "
+              f"{r['p99_ms']} | {r['max_ms']} | {r['over_50ms']} | {r['gc_full']} | "
+              f"{r['gc_max_ms']} |")
     return 0
 
 

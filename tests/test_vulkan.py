@@ -37,7 +37,7 @@ def _passages(n: int = 48) -> list[str]:
     with NFCORPUS.open(encoding="utf-8") as f:
         for line in f:
             doc = json.loads(line)
-            out.append(f"{doc.get('title', '')}. {doc['text']}"[:1200])
+            out.append(f"{doc.get('title', '')}. {doc['text']}"[:700])
             if len(out) == n:
                 break
     return out
