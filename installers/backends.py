@@ -144,9 +144,9 @@ def read_vectors(data_dir: Path) -> dict[str, list[float]]:
     """passage id -> vector, from every table of a data dir (the build venv's LanceDB)."""
     import lancedb
 
-    db = lancedb.connect(str(data_dir / "index"))
+    db = lancedb.connect(str(data_dir / "lancedb"))
     out: dict[str, list[float]] = {}
-    for name in db.table_names():
+    for name in db.list_tables().tables:
         if not name.startswith("chunks_"):
             continue
         tbl = db.open_table(name).to_arrow()
