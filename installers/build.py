@@ -546,13 +546,22 @@ def _system_libraries(folder: Path) -> dict[str, str]:
     return found
 
 
-def deb_depends(folder: Path) -> tuple[list[str], str]:
+# what only an optional module needs (llama.cpp's Vulkan backend: without the system's Vulkan
+# loader and drivers it is not loaded, and the app runs on the processor): Recommends
+OPTIONAL_PACKAGES = {"libvulkan1": ("libvulkan1", "mesa-vulkan-drivers")}
+
+
+def deb_depends(folder: Path) -> tuple[list[str], str, list[str]]:
+    """Depends (with the glibc floor), the floor, and Recommends."""
     floor = _glibc_floor(folder)
     pkgs = {pkg for pkg in _system_libraries(folder).values() if pkg}
     pkgs.discard("libc6")
+    recommends = sorted({p for lib, extra in OPTIONAL_PACKAGES.items() if lib in pkgs
+                         for p in extra})
+    pkgs -= set(OPTIONAL_PACKAGES)
     pkgs.update(XCB_PACKAGES)  # loaded by Qt's plugins at run time (dlopen, not ldd-visible)
     pkgs.add("xdg-utils")  # "Open" a result in the person's own viewer
-    return [f"libc6 (>= {floor})", *sorted(pkgs)], floor
+    return [f"libc6 (>= {floor})", *sorted(pkgs)], floor, recommends
 
 
 def _changelog(ver: str) -> bytes:
@@ -654,7 +663,7 @@ def build_deb(folder: Path, fast: bool = False) -> Path:
     overrides = pkg / "usr" / "share" / "lintian" / "overrides"
     overrides.mkdir(parents=True)
     shutil.copy(HERE / "linux" / "lintian-overrides", overrides / "semdex")
-    depends, floor = deb_depends(folder)
+    depends, floor, recommends = deb_depends(folder)
     size_kib = sum(p.stat().st_size for p in pkg.rglob("*") if p.is_file()
                    and not p.is_symlink()) // 1024
     control = pkg / "DEBIAN" / "control"
@@ -662,7 +671,9 @@ def build_deb(folder: Path, fast: bool = False) -> Path:
     control.write_text(
         f"Package: semdex\nVersion: {ver}\nArchitecture: amd64\n"
         f"Maintainer: {app_info.MAINTAINER}\nInstalled-Size: {size_kib}\n"
-        f"Depends: {', '.join(depends)}\nSection: utils\nPriority: optional\n"
+        f"Depends: {', '.join(depends)}\n"
+        + (f"Recommends: {', '.join(recommends)}\n" if recommends else "")
+        + "Section: utils\nPriority: optional\n"
         f"Homepage: {app_info.HOMEPAGE}\n"
         f"Description: {app_info.SUMMARY.lower()}\n"
         " Semdex searches the documents on your computer by meaning: PDF, text,\n"

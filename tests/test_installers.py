@@ -68,13 +68,15 @@ def test_the_spec_trims_what_semdex_does_not_use():
                  "PySide6/Qt/plugins/platforminputcontexts/libqtvirtualkeyboardplugin.so",
                  "pyarrow/libarrow_s3.so.2600", "pyarrow/_s3fs.cpython-311-x86_64-linux-gnu.so",
                  "PySide6/Qt/plugins/platformthemes/libqgtk3.so", "libgtk-3.so.0",
-                 "libgdk_pixbuf-2.0.so.0", "libpango-1.0.so.0", "libwayland-client.so.0"):
+                 "libgdk_pixbuf-2.0.so.0", "libpango-1.0.so.0", "libwayland-client.so.0",
+                 "libvulkan.so.1"):
         assert dropped(dest), dest
     for dest in ("pyarrow/libarrow.so.2600", "PySide6/Qt/plugins/platforms/libqxcb.so",
                  "PySide6/Qt/plugins/platforms/libqwayland.so", "PySide6/Qt/lib/libQt6Pdf.so.6",
                  "PySide6/Qt/plugins/platformthemes/libqxdgdesktopportal.so",
                  "libglib-2.0.so.0", "libgio-2.0.so.0", "libdbus-1.so.3",
                  "llama_cpp/lib/libggml-cpu-haswell.so", "llama_cpp/lib/libllama.so",
+                 "llama_cpp/lib/libggml-vulkan.so",
                  "numpy.libs/libscipy_openblas64_-fdde5778.so", "models/x.gguf",
                  "pyarrow/libarrow_compute.so.2600", "pyarrow/libarrow_dataset.so.2600",
                  "pyarrow/_compute.cpython-311-x86_64-linux-gnu.so"):
