@@ -242,7 +242,8 @@ def _engine(args: argparse.Namespace):
         chunk_tokens=getattr(args, "chunk_tokens", None), threads=args.threads,
         gpu_layers=args.gpu_layers, embed_url=args.embed_url, device=args.device)
     try:
-        return Engine(_data_dir(args), args.model, args.family, settings)
+        return Engine(_data_dir(args), args.model, args.family, settings,
+                      extraction=_config(args).extract_settings())
     except (ModelFileError, NotAnEmbedder, StarterModelMissing) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
@@ -310,9 +311,15 @@ def _describe(prog) -> str:
         return "Scanning folders…"
     if prog.phase == "finishing":
         return prog.step or "Updating the keyword index…"
-    return (f"Indexing {prog.files_done:,}/{prog.files_total:,} files · "
-            f"{prog.chunks:,} passages · {prog.tokens_per_s:,.0f} tok/s · "
-            f"ETA {format_duration(prog.eta_s, compact=True)}")
+    line = (f"Indexing {prog.files_done:,}/{prog.files_total:,} files · "
+            f"{prog.chunks + prog.file_passages_done:,} passages · "
+            f"{prog.tokens_per_s:,.0f} tok/s · ETA {format_duration(prog.eta_s, compact=True)}")
+    if prog.reading:  # the embedder waits while a large file is read and cut
+        return f"{line} · reading {os.path.basename(prog.reading)}…"
+    if prog.file_passages_total and prog.current:
+        return (f"{line} · {os.path.basename(prog.current)}: "
+                f"{prog.file_passages_done:,}/{prog.file_passages_total:,} passages")
+    return line
 
 
 def _ready_to_write(engine, args: argparse.Namespace) -> None:

@@ -88,6 +88,10 @@ class Config:
     chat_model: str | None = None  # the GGUF that writes answers (Ask); None: none chosen
     chat_context: int | None = None  # its context in tokens; None: the model's default
     answer_tokens: int = 384  # the cap on an answer's length
+    max_text_mb: float = 16.0  # text extracted from one file, at most
+    extract_timeout_s: float = 120.0  # one file's extraction (PDF, Office, e-books), at most
+    ocr_pdfs: bool = True  # PDF pages with no text layer read by OCR
+    ocr_images: bool = False  # photos and scans (.png, .jpg, .tiff, .webp) read by OCR
     # keys a newer version wrote: kept, written back, never compared
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -124,6 +128,14 @@ class Config:
                             threads=threads if threads is not None else self.threads,
                             gpu_layers=gpu_layers if gpu_layers is not None else self.gpu_layers,
                             device=_device(device if device is not None else self.device))
+
+    def extract_settings(self):
+        """How files are extracted (limits, OCR): desktop.extract.settings."""
+        from desktop.extract.settings import ExtractSettings
+
+        return ExtractSettings(max_text_mb=float(self.max_text_mb),
+                               timeout_s=float(self.extract_timeout_s),
+                               ocr_pdfs=bool(self.ocr_pdfs), ocr_images=bool(self.ocr_images))
 
     def sync_settings(self, *, polling: bool | None = None,
                       quiet: float | None = None) -> SyncSettings:
@@ -191,6 +203,15 @@ class Config:
                                    "tokens, or automatic.")
         if not _is_int(self.answer_tokens) or not 16 <= self.answer_tokens <= 4096:
             out["answer_tokens"] = "The answer's length must be between 16 and 4,096 tokens."
+        if not isinstance(self.max_text_mb, (int, float)) or not 0.1 <= self.max_text_mb <= 1024:
+            out["max_text_mb"] = "The largest text per file must be between 0.1 and 1,024 MB."
+        if (not isinstance(self.extract_timeout_s, (int, float))
+                or not 5 <= self.extract_timeout_s <= 3600):
+            out["extract_timeout_s"] = ("The time limit for one file must be between 5 s and "
+                                        "an hour.")
+        for name in ("ocr_pdfs", "ocr_images"):
+            if not isinstance(getattr(self, name), bool):
+                out[name] = "OCR must be on or off."
         if self.search_mode not in MODES:
             out["search_mode"] = (f"Search mode must be one of {', '.join(MODES)}, "
                                   f"not {self.search_mode!r}.")

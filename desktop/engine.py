@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from desktop.extract.settings import ExtractSettings
 from desktop.index import remote_dir
 from desktop.index.indexer import Indexer, Progress
 from desktop.index.lock import WriterLock, writer_alive
@@ -61,8 +62,10 @@ def resolve_model(state: State, model: str | os.PathLike[str] | None = None,
 class Engine:
     def __init__(self, data_dir: str | os.PathLike[str] | None = None,
                  model: str | os.PathLike[str] | None = None, family: str | None = None,
-                 settings: EmbedderSettings | None = None):
+                 settings: EmbedderSettings | None = None,
+                 extraction: ExtractSettings | None = None):
         located = resolve_data_dir(data_dir)
+        self.extraction = extraction or ExtractSettings()
         # A data dir on object storage (s3://...): the tables and the state live there, and
         # this machine keeps a folder of its own for its OS lock (remote_dir).
         self.data_uri: str | None = located if isinstance(located, str) else None
@@ -288,7 +291,7 @@ class Engine:
         for problem in missing:
             yield Progress("scanning", problem=problem, problems=list(missing))
         indexer = Indexer(self.store, self.embedder, overlap=overlap,
-                          excludes=(*excludes, self.own_files))
+                          excludes=(*excludes, self.own_files), extraction=self.extraction)
         for prog in indexer.run(roots, cancel, scope=scope, optimize=optimize,
                                 library=list(self.state.folders)):
             if missing:  # part of this run's problems (a copy: the indexer owns its list)

@@ -7,12 +7,11 @@ field codes, which a reader never sees, are left out.
 
 from __future__ import annotations
 
-import io
 import posixpath
 import zipfile
-import zlib
 from xml.etree import ElementTree
 
+from desktop.extract.archive import open_zip, read_part
 from desktop.extract.model import Document, ExtractionError, Section, Skipped, tidy
 
 MAX_PART_BYTES = 256 * 1024 * 1024  # guards against zip bombs posing as documents
@@ -37,11 +36,7 @@ def _local(tag: object) -> str | None:
 
 
 def _read_part(archive: zipfile.ZipFile, name: str) -> bytes:
-    info = archive.getinfo(name)
-    if info.file_size > MAX_PART_BYTES:
-        raise ExtractionError(f"corrupt DOCX: {name} is implausibly large")
-    with archive.open(info) as part:
-        return part.read(MAX_PART_BYTES + 1)[:MAX_PART_BYTES]
+    return read_part(archive, name, "DOCX")
 
 
 def _main_part_name(archive: zipfile.ZipFile) -> str:
@@ -111,29 +106,18 @@ def _not_a_zip_reason(data: bytes) -> str:
 
 
 def _main_part(data: bytes) -> bytes:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise ExtractionError(_not_a_zip_reason(data)) from exc
-    except (ValueError, EOFError, OSError, NotImplementedError) as exc:  # mangled directory
-        raise ExtractionError(f"corrupt DOCX: damaged archive ({type(exc).__name__})") from exc
+    if data.startswith(_OLE_MAGIC):
+        raise ExtractionError(_not_a_zip_reason(data))
+    archive = open_zip(data, "DOCX")  # (refuses an archive that would inflate beyond reason)
     with archive:
         try:
             part = _main_part_name(archive)
             try:
-                return _read_part(archive, part)
+                return read_part(archive, part, "DOCX")
             except KeyError as exc:
                 raise ExtractionError(f"corrupt DOCX: no {part}") from exc
-        except zipfile.BadZipFile as exc:  # bad CRC or local header
+        except zipfile.BadZipFile as exc:  # bad CRC or local header, in the relationships
             raise ExtractionError(f"corrupt DOCX: damaged archive ({str(exc)[:80]})") from exc
-        except zlib.error as exc:
-            raise ExtractionError("corrupt DOCX: damaged archive (bad compressed data)") from exc
-        except (ValueError, EOFError, OSError) as exc:
-            raise ExtractionError(f"corrupt DOCX: damaged archive ({type(exc).__name__})") from exc
-        except NotImplementedError as exc:  # an unsupported compression method or encryption
-            raise ExtractionError(f"corrupt DOCX: {str(exc)[:80]}") from exc
-        except RuntimeError as exc:  # zip-level encryption, which Word itself never writes
-            raise ExtractionError("corrupt DOCX: encrypted zip member") from exc
 
 
 def docx_text(data: bytes) -> str:

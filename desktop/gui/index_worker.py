@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from PySide6.QtCore import QObject, Signal, Slot
 
 from desktop.engine import Engine
+from desktop.extract.settings import ExtractSettings
 from desktop.index.indexer import Progress
 from desktop.index.lock import DataDirBusy
 from desktop.index.sync import Syncer, SyncSettings
@@ -65,9 +66,11 @@ class IndexWorker(QObject):
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, *,
                  model: str | None = None, family: str | None = None,
                  settings: EmbedderSettings | None = None,
-                 sync_settings: SyncSettings | None = None, excludes: Sequence[str] = ()):
+                 sync_settings: SyncSettings | None = None, excludes: Sequence[str] = (),
+                 extraction: ExtractSettings | None = None):
         super().__init__()
         self.data_dir = data_dir
+        self.extraction = extraction or ExtractSettings()
         self._model, self._family = model, family
         self.settings = settings or EmbedderSettings()
         self.sync_settings = sync_settings or SyncSettings()
@@ -112,8 +115,10 @@ class IndexWorker(QObject):
         self._post(self._do_switch, path, family or None)
 
     def apply_settings(self, settings: EmbedderSettings, sync_settings: SyncSettings,
-                       excludes: Sequence[str]) -> None:
-        self._post(self._do_settings, settings, sync_settings, tuple(excludes))
+                       excludes: Sequence[str], extraction: ExtractSettings | None = None
+                       ) -> None:
+        self._post(self._do_settings, settings, sync_settings, tuple(excludes),
+                   extraction or self.extraction)
 
     def refresh(self) -> None:
         self._post(self._do_refresh)
@@ -309,8 +314,12 @@ class IndexWorker(QObject):
             self.model_switch_started.emit(engine.model.info.name)
 
     def _do_settings(self, settings: EmbedderSettings, sync_settings: SyncSettings,
-                     excludes: tuple[str, ...]) -> None:
+                     excludes: tuple[str, ...], extraction: ExtractSettings) -> None:
         self.sync_settings, self.excludes = sync_settings, excludes
+        self.extraction = extraction  # (the next run's files)
+        for engine in (self.engine, self.search_engine):
+            if engine is not None:
+                engine.extraction = extraction
         if settings != self.settings and self.engine is not None:
             m = self.engine.model
             self._do_switch(None if m.is_starter else str(m.path),
@@ -320,7 +329,7 @@ class IndexWorker(QObject):
 
     def _build(self, model: str | None, family: str | None,
                settings: EmbedderSettings) -> Engine:
-        engine = Engine(self.data_dir, model, family, settings)
+        engine = Engine(self.data_dir, model, family, settings, extraction=self.extraction)
         try:
             engine.load_embedder(cancel=self._stopping)  # here, not in a search
             engine.store  # noqa: B018

@@ -316,8 +316,15 @@ class LibraryPanel(QWidget):
                 self.bar.setValue(prog.files_done)
                 detail = self.tr("{0:,} of {1:,} files · {2:,} passages\n"
                                  "{3:,.0f} tokens/s · {4} left").format(
-                    prog.files_done, prog.files_total, prog.chunks, prog.tokens_per_s,
-                    format_duration(prog.eta_s))
+                    prog.files_done, prog.files_total, prog.chunks + prog.file_passages_done,
+                    prog.tokens_per_s, format_duration(prog.eta_s))
+                if prog.reading:  # a large file being read and cut: the embedder waits
+                    detail += "\n" + self.tr("Reading {0}…").format(
+                        os.path.basename(prog.reading))
+                elif prog.file_passages_total and prog.current:
+                    detail += "\n" + self.tr("{0}: {1:,} of {2:,} passages").format(
+                        os.path.basename(prog.current), prog.file_passages_done,
+                        prog.file_passages_total)
         elif state == w.PAUSED and prog is not None and prog.files_total > prog.files_done:
             detail = self.tr("{0:,} files left to index. Resume to go on.").format(
                 prog.files_total - prog.files_done)

@@ -267,7 +267,7 @@ class MainWindow(QMainWindow):
         self.worker = IndexWorker(
             self.data_dir, model=model, family=family,
             settings=c.embedder_settings(), sync_settings=c.sync_settings(),
-            excludes=c.excludes)
+            excludes=c.excludes, extraction=c.extract_settings())
         self.worker_thread = QThread(self)
         self.worker_thread.setObjectName("semdex-worker")
         self.worker.moveToThread(self.worker_thread)
@@ -642,7 +642,7 @@ class MainWindow(QMainWindow):
             QMessageBox.information(self, self.tr("Data folder"), self.tr(
                 "The new data folder is used from the next start of Semdex."))
         self.worker.apply_settings(config.embedder_settings(), config.sync_settings(),
-                                   config.excludes)
+                                   config.excludes, config.extract_settings())
         self.search_bar.set_mode(config.search_mode)
         if self._engine is not None:
             self.search_bar.set_profile(self._engine.model.profile, config.task,

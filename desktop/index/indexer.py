@@ -13,17 +13,19 @@ embedding. Files that vanished are forgotten only after the new ones were matche
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from desktop import extract
@@ -46,6 +48,8 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 EXTRACT_VERSION = 1
 _READ_AHEAD = 64  # files read and cut, waiting for the embedder (bounds the memory they hold)
 _BATCH_PASSAGES = 64  # passages gathered before an embed call, while more files are ready
+_EMBED_SLICE = 256  # passages an embed call takes at most: progress moves within a large file
+_WAIT_TICK = 0.5  # seconds the embedder waits for the reader before saying what it reads
 _FLUSH_CHUNKS = 512  # passages buffered before a write (each write is a LanceDB version)
 _FLUSH_SECONDS = 10.0  # at most this long between writes; the first come sooner:
 _FIRST_FLUSH_SECONDS = 1.0  # 1, 2, 4, 8, then every 10 s: a new folder is searchable at once
@@ -91,6 +95,13 @@ class Progress:
     elapsed: float = 0.0
     embed_seconds: float = 0.0
     current: str | None = None
+    # a large file while its passages are embedded (progress within it), and the file the
+    # reader is busy with while the embedder waits for it (a large one being extracted)
+    file_passages_done: int = 0
+    file_passages_total: int = 0
+    reading: str | None = None
+    partial_bytes: int = 0  # of the files part-way through, as much as is embedded
+    partial_tokens: int = 0
     step: str | None = None  # while finishing: what the writer is doing, in a sentence
     problem: tuple[str, str] | None = None  # (path, reason), reported once
     problems: list[tuple[str, str]] = field(default_factory=list)
@@ -100,14 +111,16 @@ class Progress:
 
     @property
     def tokens_per_s(self) -> float:
-        return self.tokens / self.elapsed if self.elapsed > 0 else 0.0
+        tokens = self.tokens + self.partial_tokens
+        return tokens / self.elapsed if self.elapsed > 0 else 0.0
 
     @property
     def eta_s(self) -> float | None:
-        if self.phase != Phase.INDEXING or not self.bytes_done or self.elapsed <= 0:
+        done = self.bytes_done + self.partial_bytes
+        if self.phase != Phase.INDEXING or not done or self.elapsed <= 0:
             return None
-        rate = self.bytes_done / self.elapsed
-        return max(0.0, (self.bytes_total - self.bytes_done) / rate)
+        rate = done / self.elapsed
+        return max(0.0, (self.bytes_total - done) / rate)
 
 
 @dataclass
@@ -151,6 +164,8 @@ class _Run:
         prog = self.prog
         prog.files_done += 1
         prog.bytes_done += w.stat.size
+        prog.partial_bytes = prog.partial_tokens = 0
+        prog.file_passages_done = prog.file_passages_total = 0
         prog.chunks += len(w.chunks)
         prog.tokens += sum(len(c.tokens) for c in w.chunks)
         prog.files_reused += w.copy_from is not None and not w.chunks
@@ -185,6 +200,7 @@ class _Producer:
         self._queue: queue.Queue[_Work | None] = queue.Queue(maxsize=_READ_AHEAD)
         self._thread = threading.Thread(target=self._produce, name="semdex-extract", daemon=True)
         self.finished = False  # the last batch has been handed out
+        self.current: str | None = None  # the file being read and cut now
 
     def __enter__(self) -> _Producer:
         self._thread.start()
@@ -198,13 +214,22 @@ class _Producer:
             except queue.Empty:
                 pass
 
-    def batches(self) -> Iterator[list[_Work]]:
+    def batches(self) -> Iterator[list[_Work] | None]:
         """Prepared files, in batches of at least _BATCH_PASSAGES passages or of whatever is
         ready (the embedder never waits for a batch to fill); the last batch, perhaps empty,
-        comes with `finished` set."""
+        comes with `finished` set. None while the reader is still busy (every _WAIT_TICK):
+        the caller can say which file it is reading."""
         pending: list[_Work] = []
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=_WAIT_TICK)
+            except queue.Empty:
+                if pending:
+                    yield pending
+                    pending = []
+                else:
+                    yield None
+                continue
             if item is None:
                 self.finished = True
                 yield pending
@@ -221,6 +246,7 @@ class _Producer:
             for st, root in self._todo:
                 if self._stop.is_set() or self._cancel.is_set():
                     break
+                self.current = st.path
                 try:
                     work = self._prepare(st, root)
                 except Exception as exc:  # a bug must not stall the run: report, go on
@@ -269,9 +295,11 @@ class _Writes:
 
 class Indexer:
     def __init__(self, store: Store, embedder: Embedder, *, overlap: int | None = None,
-                 excludes: Sequence[str] = ()):
+                 excludes: Sequence[str] = (),
+                 extraction: extract.ExtractSettings | None = None):
         self.store = store
         self.embedder = embedder
+        self.extraction = extraction or extract.ExtractSettings()
         chunk = embedder.chunk_tokens
         self.settings = ChunkSettings(chunk, overlap if overlap is not None else chunk // 8)
         self.excludes = tuple(excludes)
@@ -408,9 +436,20 @@ class Indexer:
                 for batch in producer.batches():
                     if cancel.is_set():
                         break
+                    if batch is None:  # the reader is busy with a file: say which
+                        run.prog.reading = producer.current
+                        yield run.progress()
+                        continue
+                    run.prog.reading = None
                     t_embed = time.monotonic()
                     try:
-                        done = self._index_batch(batch, writes, cancel)
+                        gen = self._index_batch(batch, writes, cancel, run)
+                        while True:
+                            try:
+                                yield next(gen)
+                            except StopIteration as stop:
+                                done = stop.value
+                                break
                     except Cancelled:
                         break  # files whose vectors were not all made are indexed next time
                     run.prog.embed_seconds += time.monotonic() - t_embed
@@ -509,7 +548,7 @@ class Indexer:
     def _cut(self, work: _Work, data: bytes) -> None:
         """Extract the file's text and cut it into passages."""
         try:
-            doc = extract.extract(work.stat.path, data)
+            doc = extract.extract_file(work.stat.path, data, self.extraction)
         except extract.Skipped as exc:
             work.status, work.reason = "skipped", exc.reason
             return
@@ -525,14 +564,39 @@ class Indexer:
     # -- one batch, on the calling thread ----------------------------------------------------
 
     def _index_batch(self, works: list[_Work], writes: _Writes,
-                     cancel: threading.Event | None = None) -> list[_Work]:
-        """Embed a batch of prepared files and buffer their rows for the next write.
+                     cancel: threading.Event | None = None, run: _Run | None = None
+                     ) -> Generator[Progress, None, list[_Work]]:
+        """Embed a batch of prepared files and buffer their rows for the next write, yielding
+        progress within a large file (its passages embedded so far) as it goes.
 
         Returns the batch's files, as finally prepared (a copy may have been cut afresh).
         """
         reused = self._fetch_copies(works)
         seqs = [c.tokens for w in works for c in w.chunks]
-        vectors = self.embedder.embed_tokens(seqs, cancel=cancel) if seqs else ()
+        vectors = np.empty((len(seqs), self.embedder.dims), dtype=np.float32)
+        starts, at = [], 0  # where each file's passages begin in seqs
+        for w in works:
+            starts.append(at)
+            at += len(w.chunks)
+        tokens_done = 0
+        for start in range(0, len(seqs), _EMBED_SLICE):
+            end = min(len(seqs), start + _EMBED_SLICE)
+            vectors[start:end] = self.embedder.embed_tokens(seqs[start:end], cancel=cancel)
+            tokens_done += sum(len(t) for t in seqs[start:end])
+            if run is not None and len(seqs) > _EMBED_SLICE:
+                first = bisect.bisect_right(starts, start) - 1  # the file of the slice's start
+                last = bisect.bisect_right(starts, end - 1) - 1  # ... and of its end
+                for i in range(first, last + 1):
+                    w, prog = works[i], run.prog
+                    if i < last and len(w.chunks) <= _EMBED_SLICE:
+                        continue  # a small file finished within the slice: nothing to show
+                    prog.current = w.stat.path
+                    prog.file_passages_done = min(end, starts[i] + len(w.chunks)) - starts[i]
+                    prog.file_passages_total = len(w.chunks)
+                    prog.partial_tokens = tokens_done
+                    prog.partial_bytes = sum(x.stat.size for x in works[:i]) + int(
+                        w.stat.size * prog.file_passages_done / max(1, len(w.chunks)))
+                    yield run.progress()
         i = 0
         now = time.time()
         for w, rows in zip(works, reused, strict=True):
