@@ -590,6 +590,7 @@ License: various
  /opt/semdex/_internal holds the libraries Semdex runs on, each under its own licence:
  CPython (PSF-2.0), Qt 6 and PySide6 (LGPL-3.0), llama.cpp and llama-cpp-python (MIT),
  LanceDB and Apache Arrow (Apache-2.0), NumPy (BSD-3-Clause), pypdf (BSD-3-Clause),
+ openpyxl (MIT), striprtf (BSD-3-Clause),
  watchdog (Apache-2.0), cryptography (Apache-2.0 or BSD-3-Clause), platformdirs (MIT),
  and the starter model all-MiniLM-L6-v2 (Apache-2.0). Their licence files are in the
  *.dist-info folders beside them.

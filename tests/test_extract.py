@@ -52,8 +52,8 @@ def only_text(document: Document) -> str:
         ("notes.txt", "text"),
         ("NOTES.TXT", "text"),
         ("server.log", "text"),
-        ("data.csv", "text"),
-        ("data.tsv", "text"),
+        ("data.csv", "csv"),
+        ("data.tsv", "tsv"),
         ("a.text", "text"),
         ("README.md", "markdown"),
         ("post.markdown", "markdown"),
@@ -70,6 +70,17 @@ def only_text(document: Document) -> str:
         ("page.xhtml", "html"),
         ("report.pdf", "pdf"),
         ("letter.docx", "docx"),
+        ("deck.PPTX", "pptx"),
+        ("budget.xlsx", "xlsx"),
+        ("notes.odt", "odt"),
+        ("book.epub", "epub"),
+        ("old.rtf", "rtf"),
+        ("saved.eml", "email"),
+        ("inbox.mbox", "mbox"),
+        ("analysis.ipynb", "notebook"),
+        ("scan.TIFF", "image"),
+        ("sheet.xls", "legacy"),
+        ("movie.mp4", None),
         ("README", "text"),
         ("LICENSE", "text"),
         ("CHANGELOG", "text"),
@@ -79,10 +90,10 @@ def only_text(document: Document) -> str:
         (".bashrc", "code"),
         ("dir.d/README", "text"),
         (Path("/home/me/docs/Report.PDF"), "pdf"),
-        ("photo.jpg", None),
+        ("photo.jpg", "image"),
         ("archive.tar.gz", None),
         ("program", None),
-        ("legacy.doc", None),
+        ("legacy.doc", "legacy"),
         (".pdf", None),
         ("", None),
     ],
@@ -100,7 +111,7 @@ def test_supported_suffixes_are_lowercase_with_dot_and_cover_the_formats() -> No
 
 def test_unsupported_name_is_skipped() -> None:
     with pytest.raises(Skipped) as info:
-        extract("photo.jpg", b"\xff\xd8\xff\xe0")
+        extract("clip.mp4", b"\x00\x00\x00\x18ftypmp42")
     assert info.value.reason == "unsupported file type"
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from desktop.ask.citations import strip_markers
+from desktop.extract.kinds import section_place
 
 REFUSAL = "I could not find this in your documents."
 INSTRUCTIONS = (
@@ -47,7 +48,7 @@ class Source:
     def place(self) -> str:
         name = os.path.basename(self.path)
         if self.page:
-            return f"{name}, page {self.page}"
+            return f"{name}, {section_place(self.kind, self.page)}"
         if self.line_start and self.line_end and self.line_end > self.line_start:
             return f"{name}, lines {self.line_start}-{self.line_end}"
         if self.line_start:

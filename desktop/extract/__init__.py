@@ -12,15 +12,24 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import PurePath
 
+from desktop.extract import kinds
 from desktop.extract.docx import extract_docx
+from desktop.extract.ebook import extract_epub
 from desktop.extract.html import extract_html
 from desktop.extract.kinds import SUPPORTED_SUFFIXES, kind_for
+from desktop.extract.mail import extract_eml, extract_mbox
 from desktop.extract.model import Document, ExtractionError, Section, Skipped
+from desktop.extract.notebook import extract_ipynb
+from desktop.extract.odf import extract_odp, extract_ods, extract_odt
+from desktop.extract.office import extract_pptx, extract_xlsx
 from desktop.extract.pdf import extract_pdf
+from desktop.extract.rtf import extract_rtf
 from desktop.extract.settings import ExtractSettings
+from desktop.extract.table import extract_csv
 from desktop.extract.text import decode_text, extract_text
 
 __all__ = [
+    "ISOLATED_KINDS",
     "SUPPORTED_SUFFIXES",
     "Document",
     "ExtractSettings",
@@ -41,13 +50,44 @@ _EXTRACTORS: dict[str, Callable[[bytes], Document]] = {
     "html": extract_html,
     "pdf": extract_pdf,
     "docx": extract_docx,
+    "pptx": extract_pptx,
+    "xlsx": extract_xlsx,
+    "odt": extract_odt,
+    "ods": extract_ods,
+    "odp": extract_odp,
+    "epub": extract_epub,
+    "rtf": extract_rtf,
+    "email": extract_eml,
+    "mbox": extract_mbox,
+    "notebook": extract_ipynb,
+    "csv": extract_csv,
+    "tsv": partial(extract_csv, delimiter="\t"),
 }
-_FORMAT_LABELS = {"pdf": "PDF", "docx": "DOCX", "html": "HTML"}
+_FORMAT_LABELS = {"pdf": "PDF", "docx": "DOCX", "html": "HTML", "pptx": "PPTX", "xlsx": "XLSX",
+                  "odt": "ODT", "ods": "ODS", "odp": "ODP", "epub": "EPUB", "rtf": "RTF",
+                  "email": "e-mail", "mbox": "mailbox", "notebook": "notebook", "csv": "CSV",
+                  "tsv": "TSV", "image": "image"}
+# the binary Office formats, by suffix: what to say, and what to save them as
+_LEGACY = {".doc": ("Word 97-2003 document", ".docx"), ".dot": ("Word 97-2003 template", ".docx"),
+           ".xls": ("Excel 97-2003 workbook", ".xlsx"), ".xlt": ("Excel 97-2003 template", ".xlsx"),
+           ".ppt": ("PowerPoint 97-2003 presentation", ".pptx"),
+           ".pps": ("PowerPoint 97-2003 slide show", ".pptx"),
+           ".pot": ("PowerPoint 97-2003 template", ".pptx")}
+
+
+def legacy_reason(name: str | PurePath) -> str:
+    """Why an old binary Office file is not indexed, and what would make it searchable."""
+    suffix = PurePath(name).suffix.lower()
+    what, instead = _LEGACY.get(suffix, ("old Office file", "its modern format"))
+    return f"not supported: {suffix} ({what}); save it as {instead} to make it searchable"
 
 
 # parsed in a child process with a time limit (isolated.py); the rest in-process
 ISOLATED_KINDS = frozenset({"pdf", "docx", "pptx", "xlsx", "odt", "ods", "odp", "epub", "rtf",
                             "email", "mbox", "image"})
+# every kind has an extractor, but for the old binary Office formats (reported by name)
+assert set(_EXTRACTORS) | {"image", "legacy"} == set(kinds.kind_for("x" + s) or ""
+                                                     for s in SUPPORTED_SUFFIXES)
 
 
 def extract_file(name: str | PurePath, data: bytes,
@@ -71,7 +111,7 @@ def extract_file(name: str | PurePath, data: bytes,
     return doc
 
 
-_PLAIN = frozenset({"text", "markdown", "rst", "code", "html", "csv", "notebook"})
+_PLAIN = frozenset({"text", "markdown", "rst", "code", "html", "csv", "tsv", "notebook"})
 
 
 def _too_large(size: int, settings: ExtractSettings) -> str:
@@ -79,7 +119,8 @@ def _too_large(size: int, settings: ExtractSettings) -> str:
             "(Settings, largest text per file)")
 
 
-def extract(name: str | PurePath, data: bytes) -> Document:
+def extract(name: str | PurePath, data: bytes,
+            settings: ExtractSettings | None = None) -> Document:
     """Extract the text of a file called ``name`` (only its suffix matters) from its bytes.
 
     Raises :class:`Skipped` for unsupported, empty, binary or text-less files and
@@ -88,6 +129,10 @@ def extract(name: str | PurePath, data: bytes) -> Document:
     kind = kind_for(name)
     if kind is None:
         raise Skipped("unsupported file type")
+    if kind == "legacy":
+        raise Skipped(legacy_reason(name))
+    if kind == "image" and not (settings and settings.ocr_images):
+        raise Skipped("an image (reading text in images is off)")
     if not data:
         raise Skipped("empty file")
     try:

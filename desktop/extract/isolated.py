@@ -27,7 +27,7 @@ import threading
 from collections.abc import Sequence
 from typing import BinaryIO
 
-from desktop.extract.model import Document, ExtractionError, Skipped
+from desktop.extract.model import GAVE_UP, Document, ExtractionError, Skipped
 from desktop.frozen import child_command
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class IsolatedExtractor:
                 reply = self._replies.get(timeout=limit)
             except queue.Empty:
                 self._stop()
-                raise ExtractionError(f"gave up: extracting it took over {limit:.0f} s (a "
+                raise ExtractionError(f"{GAVE_UP} extracting it took over {limit:.0f} s (a "
                                       "damaged or unusually complex file)") from None
         if reply is None:  # the child died mid-file
             code = self._stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import PurePath
 
-_TEXT = ".txt .text .log .csv .tsv .nfo .org .adoc .asciidoc .textile .srt .vtt"
+_TEXT = ".txt .text .log .nfo .org .adoc .asciidoc .textile .srt .vtt"
 _MARKDOWN = ".md .markdown .mdown .mkd .mkdn .mdx .rmd .qmd"
 _RST = ".rst .rest"
 _CODE = (
@@ -33,10 +33,40 @@ for _kind, _suffixes in (
     ("html", _HTML),
     ("pdf", ".pdf"),
     ("docx", ".docx .docm .dotx .dotm"),
+    ("pptx", ".pptx .pptm .ppsx .ppsm .potx"),
+    ("xlsx", ".xlsx .xlsm .xltx .xltm"),
+    ("odt", ".odt .ott"),
+    ("ods", ".ods .ots"),
+    ("odp", ".odp .otp"),
+    ("epub", ".epub"),
+    ("rtf", ".rtf"),
+    ("email", ".eml"),
+    ("mbox", ".mbox .mbx"),
+    ("notebook", ".ipynb"),
+    ("csv", ".csv"),
+    ("tsv", ".tsv .tab"),
+    # read with OCR, when the person turns it on (Settings; the indexer passes them over else)
+    ("image", ".png .jpg .jpeg .tif .tiff .webp .bmp"),
+    # the binary Office formats of 1997-2003: reported by name as not supported, never
+    # passed over in silence
+    ("legacy", ".doc .dot .xls .xlt .ppt .pps .pot"),
 ):
     _SUFFIX_KINDS.update(dict.fromkeys(_suffixes.split(), _kind))
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_SUFFIX_KINDS)
+
+# what a section's number (Section.page) counts, by kind: "slide 3" says where a hit is
+SECTION_WORDS: dict[str, str] = {
+    "pdf": "page", "image": "page", "pptx": "slide", "odp": "slide", "xlsx": "sheet",
+    "ods": "sheet", "epub": "chapter", "mbox": "message", "notebook": "cell",
+}
+
+
+def section_place(kind: str, page: int | None) -> str | None:
+    """"page 3", "slide 2", "sheet 1": where in its file a passage is, or None."""
+    if not page:
+        return None
+    return f"{SECTION_WORDS.get(kind, 'part')} {page}"
 
 # Well-known files that conventionally have no extension (compared case-insensitively).
 _NAME_KINDS: dict[str, str] = {

@@ -29,6 +29,11 @@ class Document:
         return "\n\n".join(section.text for section in self.sections)
 
 
+# how the reason of a file given up on for taking too long begins (not tried again until it
+# changes, or the time limit does)
+GAVE_UP = "gave up:"
+
+
 class _ReasonError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

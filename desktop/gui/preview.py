@@ -28,10 +28,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.extract import ExtractionError, Skipped, extract
+from desktop.extract import ISOLATED_KINDS, ExtractionError, Skipped, extract, kind_for
+from desktop.extract.isolated import shared as shared_extractor
 from desktop.gui.launch import open_path, reveal_path
 from desktop.gui.preview_pdf import PdfPreview
 from desktop.gui.preview_text import TextPreview
+from desktop.gui.results import location_word
 from desktop.search.locate import line_of, locate_passage, same_passage
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ MONOSPACE_KINDS = frozenset({"code"})
 FILE_TEXT_KINDS = frozenset({"text", "markdown", "rst", "code"})  # extracted text == the file
 MAX_TEXT_CHARS = 2_000_000  # beyond this only a window around the passage is shown
 TEXT_WINDOW = 400_000
+PREVIEW_TIMEOUT = 30.0  # seconds a file's text may take to extract for the preview
 
 
 class _Unavailable(Exception):
@@ -224,7 +227,12 @@ class PreviewPane(QWidget):
         self._pdf.unload()  # only one document's memory is kept
         data = self._read()
         try:
-            document = extract(self._path, data)
+            # the complex formats in the extraction child: a file that hangs its parser
+            # costs the preview PREVIEW_TIMEOUT seconds, not the window
+            if kind_for(self._path) in ISOLATED_KINDS:
+                document = shared_extractor().extract(self._path, data, PREVIEW_TIMEOUT)
+            else:
+                document = extract(self._path, data)
         except (Skipped, ExtractionError) as exc:
             raise _Unavailable(self.tr("This file cannot be shown: {reason}.")
                                .format(reason=exc.reason)) from None
@@ -243,7 +251,9 @@ class PreviewPane(QWidget):
             else:
                 note = self.tr("This file has changed since it was indexed; the passage was "
                                "found at a new place.")
-        if span is not None and kind in FILE_TEXT_KINDS:  # lines of the file as it is on disk
+        if page and section.page == page:
+            self._where.setText(location_word(kind, page))
+        elif span is not None and kind in FILE_TEXT_KINDS:  # lines of the file on disk
             first, last = line_of(content, span[0]), line_of(content, span[1] - 1)
             self._where.setText(self.tr("line {first}").format(first=first) if first == last
                                 else self.tr("lines {first}–{last}").format(first=first,

@@ -12,7 +12,15 @@ import os
 import re
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
+from PySide6.QtCore import (
+    QT_TRANSLATE_NOOP,
+    QAbstractListModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRect,
+    QSize,
+    Qt,
+)
 from PySide6.QtGui import (
     QAbstractTextDocumentLayout,
     QFont,
@@ -23,6 +31,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QApplication, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
+from desktop.extract.kinds import SECTION_WORDS
 from desktop.search import Hit
 from desktop.search.display import score_text, short_folder, snippet
 
@@ -68,9 +77,27 @@ def emphasise(text: str, query: str) -> str:
     return "".join(out)
 
 
+# the core's section words (desktop.extract.kinds.SECTION_WORDS), translatable
+_SECTION_PLACES = {
+    "page": QT_TRANSLATE_NOOP("ResultsModel", "page {0}"),
+    "slide": QT_TRANSLATE_NOOP("ResultsModel", "slide {0}"),
+    "sheet": QT_TRANSLATE_NOOP("ResultsModel", "sheet {0}"),
+    "chapter": QT_TRANSLATE_NOOP("ResultsModel", "chapter {0}"),
+    "message": QT_TRANSLATE_NOOP("ResultsModel", "message {0}"),
+    "cell": QT_TRANSLATE_NOOP("ResultsModel", "cell {0}"),
+    "part": QT_TRANSLATE_NOOP("ResultsModel", "part {0}"),
+}
+
+
+def location_word(kind: str, page: int) -> str:
+    """"page 3", "slide 2": a section of a file, in the person's language."""
+    word = SECTION_WORDS.get(kind, "part")
+    return QApplication.translate("ResultsModel", _SECTION_PLACES[word]).format(page)
+
+
 def location(hit: Hit) -> str:
     if hit.page:
-        return QApplication.translate("ResultsModel", "page {0}").format(hit.page)
+        return location_word(hit.kind, hit.page)
     if hit.line_start and hit.line_end and hit.line_end != hit.line_start:
         return QApplication.translate("ResultsModel", "lines {0}–{1}").format(
             hit.line_start, hit.line_end)

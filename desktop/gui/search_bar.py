@@ -64,9 +64,11 @@ class SearchBar(QWidget):
         self.folder = QComboBox()
         self.folder.addItem(self.tr("All folders"), None)
         self.kind = QComboBox()
-        types = {"pdf": self.tr("PDF"), "docx": self.tr("Word"),
-                 "text": self.tr("Text and Markdown"), "html": self.tr("Web pages"),
-                 "code": self.tr("Code and data")}
+        types = {"pdf": self.tr("PDF"), "docx": self.tr("Documents (Word, ODT, RTF)"),
+                 "slides": self.tr("Slides"), "sheets": self.tr("Spreadsheets and CSV"),
+                 "ebook": self.tr("E-books"), "mail": self.tr("Mail"),
+                 "image": self.tr("Images (OCR)"), "text": self.tr("Text and Markdown"),
+                 "html": self.tr("Web pages"), "code": self.tr("Code and notebooks")}
         self.kind.addItem(self.tr("All types"), None)
         for key in TYPE_GROUPS:  # the core's file types, as `semdex search --type` names them
             self.kind.addItem(types[key], key)

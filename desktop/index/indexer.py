@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from desktop import extract
+from desktop.extract.model import GAVE_UP
 from desktop.index.chunking import Chunk, ChunkSettings, chunk_text
 from desktop.index.scan import (
     FileStat,
@@ -45,7 +46,7 @@ from desktop.models.embedder import Cancelled, Embedder
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
-EXTRACT_VERSION = 1
+EXTRACT_VERSION = 2  # 2: CSV and TSV by rows; Office, OpenDocument, e-books, mail, notebooks
 _READ_AHEAD = 64  # files read and cut, waiting for the embedder (bounds the memory they hold)
 _BATCH_PASSAGES = 64  # passages gathered before an embed call, while more files are ready
 _EMBED_SLICE = 256  # passages an embed call takes at most: progress moves within a large file
@@ -312,6 +313,30 @@ class Indexer:
         """The passage version under the files table's name for it (`FileRow.sig`)."""
         return self.passage_version
 
+    def version_of(self, kind: str, status: str = "ok") -> str:
+        """The version a file of this kind and outcome is indexed at (`FileRow.sig`): the
+        passage version, and the extraction settings that change what the file gives, so
+        that changing one reads again exactly the files it concerns."""
+        version = self.passage_version
+        if kind in ("pdf", "image") and (self.extraction.ocr_pdfs if kind == "pdf"
+                                         else self.extraction.ocr_images):
+            version += "/ocr"
+        if status != "ok":  # too large, or too slow, with the limits of then
+            version += (f"/{self.extraction.max_text_mb:g}mb"
+                        f"/{self.extraction.timeout_s:g}s")
+        return version
+
+    def wants(self, item: FileStat) -> bool:
+        """Whether a supported file is indexed with these settings: images only when reading
+        their text (OCR) is on; otherwise they are as if not supported."""
+        return item.kind != "image" or self.extraction.ocr_images
+
+    def _current(self, row: FileRow) -> bool:
+        """Whether a file's row is as this indexer would write it (content aside): a file
+        that failed is tried again at each scan, unless it failed by taking too long."""
+        return (row.sig == self.version_of(row.kind, row.status)
+                and (row.status != "failed" or row.reason.startswith(GAVE_UP)))
+
     # -- planning ----------------------------------------------------------------------------
 
     def plan(self, roots: Sequence[str], scope: Iterable[str] | None = None,
@@ -341,13 +366,12 @@ class Indexer:
                     reported.add(item)
                     problems.append(item)
                 continue
-            if item.path in seen:
+            if item.path in seen or not self.wants(item):
                 continue
             seen.add(item.path)
             row = rows.get(item.path)
             if (row is not None and row.size == item.size and row.mtime_ns == item.mtime_ns
-                    and row.sig == self.passage_version and row.status != "failed"
-                    and item.path not in named):
+                    and self._current(row) and item.path not in named):
                 unchanged += 1
                 continue
             todo.append((item, root))
@@ -417,7 +441,7 @@ class Indexer:
             prog.problems.append((p.path, p.reason))
             yield run.progress(problem=(p.path, p.reason))
         run.copies = {r.hash: r for r in run.rows.values()
-                      if r.status == "ok" and r.sig == self.passage_version and r.n_chunks}
+                      if r.status == "ok" and r.sig == self.version_of(r.kind) and r.n_chunks}
         prog.files_removed = len(run.gone)
         prog.files_unchanged = unchanged
         prog.files_total = len(run.todo) + bad_files
@@ -479,9 +503,8 @@ class Indexer:
         data = self._read(work)
         if data is None:
             return work
-        work.hash = self._content_hash(data)
-        if old is not None and old.hash == work.hash and old.sig == self.passage_version and \
-                old.status != "failed":
+        work.hash = self._content_hash(data, st.kind)
+        if old is not None and old.hash == work.hash and self._current(old):
             work.unchanged_content = True
             work.status, work.reason = old.status, old.reason
             return work
@@ -534,7 +557,7 @@ class Indexer:
                 time.sleep(_SETTLE_PAUSE)
         raise _StillChanging(st.path)
 
-    def _content_hash(self, data: bytes) -> str:
+    def _content_hash(self, data: bytes, kind: str) -> str:
         """The version of the file's passages: its content, and how they were cut.
 
         Passages of the same bytes cut with other settings must not share it, or re-indexing
@@ -542,7 +565,7 @@ class Indexer:
         same ids).
         """
         digest = hashlib.blake2b(data, digest_size=16)
-        digest.update(b"\0" + self.passage_version.encode())
+        digest.update(b"\0" + self.version_of(kind).encode())
         return digest.hexdigest()
 
     def _cut(self, work: _Work, data: bytes) -> None:
@@ -644,7 +667,8 @@ class Indexer:
         writes.files.append(FileRow(
             file_id=fid, path=w.stat.path, root=w.root, kind=w.stat.kind,
             size=w.stat.size, mtime_ns=w.stat.mtime_ns, hash=w.hash, status=w.status,
-            reason=w.reason, n_chunks=n_chunks, n_tokens=n_tokens, sig=self.passage_version,
+            reason=w.reason, n_chunks=n_chunks, n_tokens=n_tokens,
+            sig=self.version_of(w.stat.kind, w.status),
             indexed_at=now))
 
 

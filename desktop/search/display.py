@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from desktop.extract.kinds import section_place
 from desktop.search.query import RRF_K, Hit
 
 BEST_HYBRID = 2.0 / (RRF_K + 1)  # a hybrid (reciprocal-rank) score: first in both rankings
@@ -29,9 +30,9 @@ def score_text(score: float, mode: str) -> str:
 
 
 def location(hit: Hit) -> str:
-    """"p. 3", "lines 10-14" or "line 7" (the window translates its own)."""
+    """"p. 3", "slide 2", "lines 10-14" or "line 7" (the window translates its own)."""
     if hit.page:
-        return f"p. {hit.page}"
+        return f"p. {hit.page}" if hit.kind == "pdf" else section_place(hit.kind, hit.page)
     if hit.line_start and hit.line_end and hit.line_end != hit.line_start:
         return f"lines {hit.line_start}-{hit.line_end}"
     return f"line {hit.line_start or 1}"

@@ -19,10 +19,15 @@ RRF_K = 60
 # desktop.extract.kinds gives files
 TYPE_GROUPS: dict[str, tuple[str, ...]] = {
     "pdf": ("pdf",),
-    "docx": ("docx",),
+    "docx": ("docx", "odt", "rtf"),
+    "slides": ("pptx", "odp"),
+    "sheets": ("xlsx", "ods", "csv", "tsv"),
+    "ebook": ("epub",),
+    "mail": ("email", "mbox"),
+    "image": ("image",),
     "text": ("text", "markdown", "rst"),
     "html": ("html",),
-    "code": ("code",),
+    "code": ("code", "notebook"),
 }
 
 
