@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a problem the person must fix (bad model, missing folde
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                    help="skip files or folders matching this pattern (repeatable)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    _reading(p)
 
     p = sub.add_parser("search", help="search the index")
     _common(p, defaults=False)
@@ -132,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "come; default: the settings')")
     p.add_argument("--quiet", type=float, default=0.3, metavar="SECONDS",
                    help="how long a file must be still before it is indexed (default 0.3)")
+    _reading(p)
 
     p = sub.add_parser("remove", help="take folders out of the library and forget their "
                        "index (the files stay where they are)")
@@ -241,9 +244,16 @@ def _engine(args: argparse.Namespace):
     settings = _config(args).embedder_settings(
         chunk_tokens=getattr(args, "chunk_tokens", None), threads=args.threads,
         gpu_layers=args.gpu_layers, embed_url=args.embed_url, device=args.device)
+    extraction = _config(args).extract_settings()
+    changes = {name: getattr(args, name) for name in ("ocr_pdfs", "ocr_images", "max_text_mb")
+               if getattr(args, name, None) is not None}
+    if getattr(args, "extract_timeout", None) is not None:
+        changes["timeout_s"] = args.extract_timeout
+    if changes:
+        extraction = dataclasses.replace(extraction, **changes)
     try:
         return Engine(_data_dir(args), args.model, args.family, settings,
-                      extraction=_config(args).extract_settings())
+                      extraction=extraction)
     except (ModelFileError, NotAnEmbedder, StarterModelMissing) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
@@ -304,6 +314,30 @@ class ProgressLine:
             self.width = 0
 
 
+def _reading(p: argparse.ArgumentParser) -> None:
+    """How files are read, over the settings' (config.json, the window's Settings)."""
+    p.add_argument("--ocr-images", dest="ocr_images", action=argparse.BooleanOptionalAction,
+                   default=None, help="read text in images (.png .jpg .tiff .webp) with OCR "
+                   "(default: the settings', off)")
+    p.add_argument("--ocr-pdfs", dest="ocr_pdfs", action=argparse.BooleanOptionalAction,
+                   default=None, help="read scanned PDF pages with OCR (default: the "
+                   "settings', on)")
+    p.add_argument("--max-text-mb", type=_positive, metavar="MB", help="skip files with more "
+                   "text than this (default: the settings', 16)")
+    p.add_argument("--extract-timeout", type=_positive, metavar="SECONDS", help="give up on a "
+                   "file (or a page of a scan) that takes longer to read (default: 120)")
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {value}")
+    return number
+
+
 def _describe(prog) -> str:
     from desktop.durations import format_duration
 
@@ -314,6 +348,11 @@ def _describe(prog) -> str:
     line = (f"Indexing {prog.files_done:,}/{prog.files_total:,} files · "
             f"{prog.chunks + prog.file_passages_done:,} passages · "
             f"{prog.tokens_per_s:,.0f} tok/s · ETA {format_duration(prog.eta_s, compact=True)}")
+    if prog.reading and prog.reading_pages:  # a scan being read by OCR
+        done, total = prog.reading_pages
+        pace = prog.ocr_seconds_per_page
+        return (f"{line} · {os.path.basename(prog.reading)}: OCR page {min(done + 1, total):,} of "
+                f"{total:,}" + (f" ({pace:.1f} s a page)" if pace else ""))
     if prog.reading:  # the embedder waits while a large file is read and cut
         return f"{line} · reading {os.path.basename(prog.reading)}…"
     if prog.file_passages_total and prog.current:

@@ -275,6 +275,20 @@ PDF_TEXT = "The lighthouse keeper climbed the tower each night to light the lamp
 QUERIES = {"how do I bake sourdough bread": "bread.txt",
            "growing tomato plants in the garden": "garden.md",
            "who lights the lamp for the ships at night": "lighthouse.pdf"}
+# a scanned page (a picture of text, no text layer), read by the frozen app's OCR
+SCAN_LINES = ["The harbour master writes down every ship",
+              "that enters the port, with its cargo and crew."]
+SCAN_QUERY = "who records the ships entering the harbour"
+_SCAN_SCRIPT = """
+import io, sys
+from PIL import Image, ImageDraw, ImageFont
+font = ImageFont.load_default(size=30)
+page = Image.new("L", (1700, 2200), "white")
+draw = ImageDraw.Draw(page)
+for n, line in enumerate(sys.argv[2:]):
+    draw.text((150, 200 + 60 * n), line, font=font, fill="black")
+page.save(sys.argv[1], "PDF", resolution=200)
+"""
 
 
 def _tiny_pdf(text: str) -> bytes:
@@ -338,6 +352,10 @@ def smoke_exe(exe: Path, gui_exe: Path | None = None) -> dict:
         for name, text in NOTES.items():
             (docs / name).write_text(text + "\n", encoding="utf-8")
         (docs / "lighthouse.pdf").write_bytes(_tiny_pdf(PDF_TEXT))
+        queries = dict(QUERIES)
+        if VENV_PY.exists():  # (Pillow draws the scan)
+            run([VENV_PY, "-c", _SCAN_SCRIPT, docs / "harbour-scan.pdf", *SCAN_LINES])
+            queries[SCAN_QUERY] = "harbour-scan.pdf"
         env = _fresh_env(home)
 
         def semdex(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -354,20 +372,24 @@ def smoke_exe(exe: Path, gui_exe: Path | None = None) -> dict:
         t0 = time.monotonic()
         semdex("index", str(docs), "--json")
         figures["index_s"] = round(time.monotonic() - t0, 2)
-        for query, expected in QUERIES.items():
+        for query, expected in queries.items():
             out = semdex("search", query, "--json", "--mode", "semantic").stdout
             hits = json.loads(out)
             hits = hits.get("results", hits) if isinstance(hits, dict) else hits
             first = Path(hits[0]["path"]).name if hits else None
             if first != expected:
                 raise SystemExit(f"smoke: {query!r} found {first!r} first, not {expected!r}")
+            if expected == "harbour-scan.pdf" and not hits[0].get("ocr"):
+                raise SystemExit(f"smoke: the scan's hit is not marked as OCR: {hits[0]}")
         status = json.loads(semdex("status", "--json").stdout)
         files = _status_files(status)
-        if files != len(NOTES) + 1:
-            raise SystemExit(f"smoke: status counts {files} files, not {len(NOTES) + 1}:"
+        if files != len(queries):
+            raise SystemExit(f"smoke: status counts {files} files, not {len(queries)}:"
                              f"\n{json.dumps(status)[:2000]}")
-        say(f"smoke: {version}: indexed 3 files in {figures['index_s']} s, 3 searches right, "
-            "status JSON read")
+        figures["ocr"] = "harbour-scan.pdf" in queries.values()
+        say(f"smoke: {version}: indexed {files} files in {figures['index_s']} s "
+            f"({'a scanned PDF by OCR among them' if figures['ocr'] else 'no scan: no venv'}), "
+            f"{len(queries)} searches right, status JSON read")
         if VENV_PY.exists():  # (it makes the quantized test models, and reads the vectors)
             figures["backends"] = backends.smoke_backends(exe, env, tmp_path, VENV_PY, say)
             (DIST / "smoke").mkdir(parents=True, exist_ok=True)
@@ -590,7 +612,9 @@ License: various
  /opt/semdex/_internal holds the libraries Semdex runs on, each under its own licence:
  CPython (PSF-2.0), Qt 6 and PySide6 (LGPL-3.0), llama.cpp and llama-cpp-python (MIT),
  LanceDB and Apache Arrow (Apache-2.0), NumPy (BSD-3-Clause), pypdf (BSD-3-Clause),
- openpyxl (MIT), striprtf (BSD-3-Clause),
+ openpyxl (MIT), striprtf (BSD-3-Clause), RapidOCR and its PP-OCRv6 models (Apache-2.0),
+ ONNX Runtime (MIT), OpenCV (Apache-2.0), PDFium and pypdfium2 (Apache-2.0, BSD-3-Clause),
+ Pillow (MIT-CMU), Shapely (BSD-3-Clause), pyclipper (MIT),
  watchdog (Apache-2.0), cryptography (Apache-2.0 or BSD-3-Clause), platformdirs (MIT),
  and the starter model all-MiniLM-L6-v2 (Apache-2.0). Their licence files are in the
  *.dist-info folders beside them.

@@ -255,7 +255,9 @@ def test_last_token_pooling(tiny: Embedder, per_token) -> None:
         rows = per_token(seq)
         assert rows.shape == (len(seq), 64)
         last = rows[-1]
-        assert np.allclose(vec, last / np.linalg.norm(last), atol=1e-4)
+        # (the batch's kernels differ from one token's by up to ~1e-3 on some CPUs, AMX's)
+        assert np.allclose(vec, last / np.linalg.norm(last), atol=2e-3)
+        assert float(vec @ (last / np.linalg.norm(last))) > 0.9999
 
 
 @pytest.mark.parametrize("which", ["tiny", "tiny_eos"])
@@ -317,7 +319,9 @@ def test_more_sequences_than_llama_cpp_takes_per_decode(tiny_dir: Path) -> None:
         vectors = emb.embed_tokens(seqs)
         alone = emb.embed_tokens(seqs[:4])
         for i in range(0, 600, 97):
-            assert np.allclose(vectors[i], alone[i % 4], atol=1e-4)
+            # (kernels chosen by batch size differ by up to ~1e-3 on some CPUs, AMX's)
+            assert np.allclose(vectors[i], alone[i % 4], atol=2e-3)
+            assert float(vectors[i] @ alone[i % 4]) > 0.9999
 
 
 # --------------------------------------------------------------------------- bad files

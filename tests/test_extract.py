@@ -319,10 +319,10 @@ def test_pdf_renders_with_poppler(tmp_path: Path) -> None:
     assert "Page two" in out.stdout
 
 
-def test_scanned_pdf_is_skipped() -> None:
-    with pytest.raises(Skipped) as info:
+def test_a_pdf_of_blank_pages_is_skipped() -> None:
+    with pytest.raises(Skipped) as info:  # OCR looked at both pages and found nothing
         extract("scan.pdf", pdf_bytes(["", " "]))
-    assert info.value.reason == "no text (scanned PDF?)"
+    assert info.value.reason == "no text (OCR found none on its pages)"
 
 
 def test_corrupt_pdf(tmp_path: Path) -> None:

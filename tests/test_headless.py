@@ -31,8 +31,9 @@ LAYERS: dict[str, set[str]] = {
     "sync": {"engine", "index", "models", "base"},  # live sync drives the engine
     "engine": {"index", "search", "models", "extract", "base"},
     # answers: retrieval through search, a chat model loaded by the models' loader
-    "ask": {"ask", "search", "index", "models", "base"},
-    "search": {"search", "index", "models", "base"},
+    # (ask and search name places as the formats do: extract.kinds's words, "slide 2")
+    "ask": {"ask", "search", "index", "models", "extract", "base"},
+    "search": {"search", "index", "models", "extract", "base"},
     "index": {"index", "models", "extract", "base"},
     "models": {"models", "base"},
     "extract": {"extract", "base"},

@@ -186,7 +186,10 @@ def test_embedder_batch_matches_single(tiny_model: Path) -> None:
         together = emb.embed_tokens(seqs)
         alone = np.concatenate([emb.embed_tokens([s]) for s in seqs])
     assert together.shape == (len(TEXTS), N_EMBD) and np.isfinite(together).all()
-    np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-4)
+    # kernels chosen by batch size differ by up to ~1e-3 on some CPUs (AMX's); a wrong sequence
+    # or position would differ by far more
+    np.testing.assert_allclose(together, alone, rtol=0, atol=2e-3)
+    assert (np.sum(together * alone, axis=1) > 0.9999).all()
 
 
 def test_lowlevel_multi_sequence_decode_matches_single(last_llm) -> None:

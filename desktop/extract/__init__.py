@@ -16,9 +16,10 @@ from desktop.extract import kinds
 from desktop.extract.docx import extract_docx
 from desktop.extract.ebook import extract_epub
 from desktop.extract.html import extract_html
+from desktop.extract.image import extract_image
 from desktop.extract.kinds import SUPPORTED_SUFFIXES, kind_for
 from desktop.extract.mail import extract_eml, extract_mbox
-from desktop.extract.model import Document, ExtractionError, Section, Skipped
+from desktop.extract.model import Document, ExtractionError, Pages, Section, Skipped
 from desktop.extract.notebook import extract_ipynb
 from desktop.extract.odf import extract_odp, extract_ods, extract_odt
 from desktop.extract.office import extract_pptx, extract_xlsx
@@ -34,6 +35,7 @@ __all__ = [
     "Document",
     "ExtractSettings",
     "ExtractionError",
+    "Pages",
     "Section",
     "Skipped",
     "decode_text",
@@ -48,7 +50,6 @@ _EXTRACTORS: dict[str, Callable[[bytes], Document]] = {
     "rst": partial(extract_text, "rst"),
     "code": partial(extract_text, "code"),
     "html": extract_html,
-    "pdf": extract_pdf,
     "docx": extract_docx,
     "pptx": extract_pptx,
     "xlsx": extract_xlsx,
@@ -86,12 +87,13 @@ def legacy_reason(name: str | PurePath) -> str:
 ISOLATED_KINDS = frozenset({"pdf", "docx", "pptx", "xlsx", "odt", "ods", "odp", "epub", "rtf",
                             "email", "mbox", "image"})
 # every kind has an extractor, but for the old binary Office formats (reported by name)
-assert set(_EXTRACTORS) | {"image", "legacy"} == set(kinds.kind_for("x" + s) or ""
+assert set(_EXTRACTORS) | {"pdf", "image", "legacy"} == set(kinds.kind_for("x" + s) or ""
                                                      for s in SUPPORTED_SUFFIXES)
 
 
-def extract_file(name: str | PurePath, data: bytes,
-                 settings: ExtractSettings | None = None) -> Document:
+def extract_file(name: str | PurePath, data: bytes, settings: ExtractSettings | None = None,
+                 progress: Callable[[Pages], None] | None = None,
+                 stopping: Callable[[], bool] | None = None) -> Document:
     """extract() as the indexer runs it: the complex formats in the extraction child, with
     its time limit, and no file's text beyond the limit on extracted text."""
     settings = settings or ExtractSettings()
@@ -102,9 +104,10 @@ def extract_file(name: str | PurePath, data: bytes,
     if kind in ISOLATED_KINDS:
         from desktop.extract.isolated import shared
 
-        doc = shared(settings.timeout_s).extract(str(name), data)
+        doc = shared(settings.timeout_s).extract(str(name), data, settings=settings,
+                                                 progress=progress, stopping=stopping)
     else:
-        doc = extract(name, data)
+        doc = extract(name, data, settings)
     chars = sum(len(s.text) for s in doc.sections)
     if chars > limit:
         raise Skipped(_too_large(chars, settings))
@@ -119,9 +122,12 @@ def _too_large(size: int, settings: ExtractSettings) -> str:
             "(Settings, largest text per file)")
 
 
-def extract(name: str | PurePath, data: bytes,
-            settings: ExtractSettings | None = None) -> Document:
+def extract(name: str | PurePath, data: bytes, settings: ExtractSettings | None = None,
+            progress: Callable[[Pages], None] | None = None) -> Document:
     """Extract the text of a file called ``name`` (only its suffix matters) from its bytes.
+
+    ``settings`` say what is read by OCR (scanned PDF pages by default; images only when
+    asked), and ``progress`` hears of each page OCR reads.
 
     Raises :class:`Skipped` for unsupported, empty, binary or text-less files and
     :class:`ExtractionError` for files that are damaged or locked.
@@ -131,11 +137,16 @@ def extract(name: str | PurePath, data: bytes,
         raise Skipped("unsupported file type")
     if kind == "legacy":
         raise Skipped(legacy_reason(name))
-    if kind == "image" and not (settings and settings.ocr_images):
+    settings = settings or ExtractSettings()
+    if kind == "image" and not settings.ocr_images:
         raise Skipped("an image (reading text in images is off)")
     if not data:
         raise Skipped("empty file")
     try:
+        if kind == "pdf":
+            return extract_pdf(data, ocr=settings.ocr_pdfs, progress=progress)
+        if kind == "image":
+            return extract_image(data, progress=progress)
         return _EXTRACTORS[kind](data)
     except (ExtractionError, Skipped):
         raise

@@ -24,10 +24,12 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
-from desktop.extract.model import GAVE_UP, Document, ExtractionError, Skipped
+from desktop.extract.model import GAVE_UP, Document, ExtractionError, Pages, Skipped
+from desktop.extract.settings import ExtractSettings
 from desktop.frozen import child_command
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 CHILD_FLAG = "--semdex-extract"
 DEFAULT_TIMEOUT = 120.0  # seconds a file may take to extract
 _HEADER = struct.Struct(">Q")
+_POLL = 0.25  # seconds between looks at whether the run is being cancelled
 
 
 def _send(stream: BinaryIO, obj: object) -> None:
@@ -64,23 +67,27 @@ class IsolatedExtractor:
         self._replies: queue.Queue[object] = queue.Queue()
         self._lock = threading.Lock()
 
-    def extract(self, name: str, data: bytes, timeout: float | None = None) -> Document:
-        """What desktop.extract.extract gives for this file, computed in the child."""
+    def extract(self, name: str, data: bytes, timeout: float | None = None,
+                settings: ExtractSettings | None = None,
+                progress: Callable[[Pages], None] | None = None,
+                stopping: Callable[[], bool] | None = None) -> Document:
+        """What desktop.extract.extract gives for this file, computed in the child.
+
+        The time limit runs from the start, and again from each page read by OCR (which
+        ``progress`` hears of): a scanned book takes as long as its pages need, a page that
+        hangs the engine does not. ``stopping`` is asked every quarter second; when it says
+        so, the child is stopped and the file given up (the run is being cancelled).
+        """
         limit = self.timeout if timeout is None else timeout
         with self._lock:
             proc = self._ensure()
             try:
                 assert proc.stdin is not None
-                _send(proc.stdin, (str(name), data))
+                _send(proc.stdin, (str(name), data, settings))
             except (BrokenPipeError, OSError):
                 self._stop()
                 raise ExtractionError("the extractor stopped unexpectedly") from None
-            try:
-                reply = self._replies.get(timeout=limit)
-            except queue.Empty:
-                self._stop()
-                raise ExtractionError(f"{GAVE_UP} extracting it took over {limit:.0f} s (a "
-                                      "damaged or unusually complex file)") from None
+            reply = self._await(limit, progress, stopping)
         if reply is None:  # the child died mid-file
             code = self._stop()
             raise ExtractionError(f"the extractor crashed on it (exit code {code})")
@@ -90,6 +97,38 @@ class IsolatedExtractor:
         if kind == "skipped":
             raise Skipped(value)  # type: ignore[arg-type]
         raise ExtractionError(value)  # type: ignore[arg-type]
+
+    def _await(self, limit: float, progress: Callable[[Pages], None] | None,
+               stopping: Callable[[], bool] | None) -> object:
+        """The child's answer, passing its progress on; raises when it is given up on."""
+        deadline = time.monotonic() + limit
+        pages: Pages | None = None
+        while True:
+            wait = deadline - time.monotonic()
+            if stopping is not None:
+                wait = min(wait, _POLL)
+            try:
+                reply = self._replies.get(timeout=max(0.0, wait))
+            except queue.Empty:
+                if stopping is not None and stopping():
+                    self._stop()
+                    raise ExtractionError("stopped: indexing was cancelled") from None
+                if time.monotonic() < deadline:
+                    continue
+                self._stop()
+                if pages is not None:
+                    raise ExtractionError(
+                        f"{GAVE_UP} page {pages.done + 1} of {pages.total} took over "
+                        f"{limit:.0f} s to read") from None
+                raise ExtractionError(f"{GAVE_UP} extracting it took over {limit:.0f} s (a "
+                                      "damaged or unusually complex file)") from None
+            if isinstance(reply, Pages):
+                pages = reply
+                deadline = time.monotonic() + limit
+                if progress is not None:
+                    progress(reply)
+                continue
+            return reply
 
     def _ensure(self) -> subprocess.Popen[bytes]:
         if self._proc is not None and self._proc.poll() is None:
@@ -152,13 +191,16 @@ def child_main(argv: Sequence[str]) -> int:
 
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a parser's stray print must not corrupt the replies
+    def progress(pages: Pages) -> None:
+        _send(stdout, pages)
+
     while True:
         try:
-            name, data = _receive(stdin)  # type: ignore[misc]
+            name, data, settings = _receive(stdin)  # type: ignore[misc]
         except EOFError:
             return 0
         try:
-            reply: tuple[str, object] = ("ok", extract(name, data))
+            reply: tuple[str, object] = ("ok", extract(name, data, settings, progress))
         except Skipped as exc:
             reply = ("skipped", exc.reason)
         except ExtractionError as exc:

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
 class Section:
     text: str
     page: int | None = None  # 1-based page for PDFs, None for whole-document formats
+    # read by OCR (a scanned page, an image): its lines, each with its place on the page and
+    # its span in ``text`` (desktop.extract.ocr.OcrLine); None for text the file holds
+    ocr: tuple[Any, ...] | None = None
 
 
 @dataclass(frozen=True)
 class Document:
-    kind: str  # "text", "markdown", "rst", "code", "html", "pdf", "docx"
+    kind: str  # desktop.extract.kinds: "text", "pdf", "docx", "pptx", "image", ...
     sections: list[Section] = field(default_factory=list)
     encoding: str | None = None  # the codec used, for formats decoded from raw text
 
@@ -32,6 +36,16 @@ class Document:
 # how the reason of a file given up on for taking too long begins (not tried again until it
 # changes, or the time limit does)
 GAVE_UP = "gave up:"
+
+
+@dataclass(frozen=True)
+class Pages:
+    """Progress within a file read page by page (OCR): pages done of total, and the seconds
+    the last one took."""
+
+    done: int
+    total: int
+    seconds: float
 
 
 class _ReasonError(Exception):

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 import unicodedata
+from collections.abc import Callable
 
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, PyPdfError
 
-from desktop.extract.model import Document, ExtractionError, Section, Skipped
+from desktop.extract.model import Document, ExtractionError, Pages, Section, Skipped
 
 logger = logging.getLogger(__name__)
 
 _MAX_CAUSE = 120
+# a page with fewer letters than this has no text layer worth the name (a scan, perhaps with a
+# page number or a scanner's stamp): read by OCR when that is on
+MIN_TEXT_CHARS = 16
 
 
 class _ToDebug(logging.Handler):
@@ -84,8 +89,10 @@ def _clean(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
 
 
-def extract_pdf(data: bytes) -> Document:
-    """One section per page that has text, numbered from 1 as in the file."""
+def extract_pdf(data: bytes, ocr: bool = False,
+                progress: Callable[[Pages], None] | None = None) -> Document:
+    """One section per page that has text, numbered from 1 as in the file; with ``ocr``, the
+    pages without a text layer (scans) are read by OCR (``progress`` hears of each)."""
     reader = _open(data)
     try:
         count = len(reader.pages)
@@ -96,18 +103,72 @@ def extract_pdf(data: bytes) -> Document:
 
     sections: list[Section] = []
     failures: list[BaseException] = []
+    blank: list[int] = []  # pages without text: scans, for OCR
     for index in range(count):
         try:
             text = _clean(reader.pages[index].extract_text() or "")
         except Exception as exc:
             logger.debug("skipping unreadable page %d: %s", index + 1, _cause(exc))
             failures.append(exc)
+            blank.append(index)
             continue
-        if text.strip():
+        if len("".join(text.split())) >= MIN_TEXT_CHARS:
             sections.append(Section(text=text, page=index + 1))
+        else:
+            blank.append(index)
+            if text.strip():  # a page number or a scanner's stamp: kept unless OCR reads more
+                sections.append(Section(text=text, page=index + 1))
 
-    if len(failures) == count:
+    unread = None
+    if blank and ocr:
+        read, unread = _ocr_pages(data, blank, progress)
+        if read:
+            sections = [s for s in sections if s.page not in read] + list(read.values())
+            sections.sort(key=lambda s: s.page or 0)
+            failures = []
+    if failures and len(failures) == count:
         raise ExtractionError(f"corrupt PDF: no page could be read ({_cause(failures[0])})")
     if not sections:
-        raise Skipped("no text (scanned PDF?)")
+        if not ocr:
+            raise Skipped("no text: a scanned PDF (reading scanned pages is off in Settings)")
+        raise Skipped(f"no text: a scanned PDF ({unread})" if unread else
+                      "no text (OCR found none on its pages)")
     return Document(kind="pdf", sections=sections)
+
+
+def _ocr_pages(data: bytes, pages: list[int], progress: Callable[[Pages], None] | None
+               ) -> tuple[dict[int, Section], str | None]:
+    """The given pages (0-based) read by OCR, by page number; and why none could be, if so.
+    A page OCR fails on is left out (logged); the engine missing leaves them all."""
+    from desktop.extract import ocr
+
+    reason = ocr.available()
+    if reason:
+        return {}, reason
+    try:
+        pdf = ocr.open_pdf(data)
+    except ValueError as exc:  # PDFium cannot open what pypdf could: keep pypdf's text
+        return {}, str(exc)
+    read: dict[int, Section] = {}
+    try:
+        ocr.load()  # before the first page's clock starts
+    except ocr.OcrUnavailable as exc:
+        pdf.close()
+        return read, str(exc)
+    try:
+        for n, index in enumerate(pages):
+            started = time.monotonic()
+            try:
+                page = ocr.read_pdf_page(pdf, index)
+            except ocr.OcrUnavailable as exc:
+                return read, str(exc)
+            except Exception as exc:  # one bad page must not lose the others
+                logger.debug("OCR of page %d failed: %s", index + 1, _cause(exc))
+                page = None
+            if progress is not None:
+                progress(Pages(n + 1, len(pages), time.monotonic() - started))
+            if page is not None and page.text.strip():
+                read[index + 1] = Section(text=page.text, page=index + 1, ocr=page.lines)
+    finally:
+        pdf.close()
+    return read, None

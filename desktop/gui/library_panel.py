@@ -318,7 +318,14 @@ class LibraryPanel(QWidget):
                                  "{3:,.0f} tokens/s · {4} left").format(
                     prog.files_done, prog.files_total, prog.chunks + prog.file_passages_done,
                     prog.tokens_per_s, format_duration(prog.eta_s))
-                if prog.reading:  # a large file being read and cut: the embedder waits
+                if prog.reading and prog.reading_pages:  # a scan, read by OCR
+                    done, total = prog.reading_pages
+                    pace = prog.ocr_seconds_per_page
+                    detail += "\n" + (self.tr("{0}: reading page {1:,} of {2:,} (OCR, {3:.1f} s "
+                                              "a page)") if pace else
+                                      self.tr("{0}: reading page {1:,} of {2:,} (OCR)")).format(
+                        os.path.basename(prog.reading), min(done + 1, total), total, pace or 0)
+                elif prog.reading:  # a large file being read and cut: the embedder waits
                     detail += "\n" + self.tr("Reading {0}…").format(
                         os.path.basename(prog.reading))
                 elif prog.file_passages_total and prog.current:

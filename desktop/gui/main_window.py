@@ -564,7 +564,7 @@ class MainWindow(QMainWindow):
         if hit is None:
             return
         self.preview.show_passage(hit.path, hit.page, hit.start, hit.end, hit.text, hit.kind,
-                                  query=self.results.query)
+                                  query=self.results.query, ocr_lines=hit.ocr_lines)
 
     def _message_link(self, link: str) -> None:
         if link == "add-folder":

@@ -31,7 +31,8 @@ from PySide6.QtWidgets import (
 from desktop.extract import ISOLATED_KINDS, ExtractionError, Skipped, extract, kind_for
 from desktop.extract.isolated import shared as shared_extractor
 from desktop.gui.launch import open_path, reveal_path
-from desktop.gui.preview_pdf import PdfPreview
+from desktop.gui.preview_image import ImagePreview
+from desktop.gui.preview_pdf import PdfPreview, ocr_boxes
 from desktop.gui.preview_text import TextPreview
 from desktop.gui.results import location_word
 from desktop.search.locate import line_of, locate_passage, same_passage
@@ -128,8 +129,9 @@ class PreviewPane(QWidget):
         self._message.setMargin(24)
         self._text = TextPreview()
         self._pdf = PdfPreview()
+        self._image = ImagePreview()
         self._stack = QStackedWidget()
-        for widget in (self._message, self._text, self._pdf):
+        for widget in (self._message, self._text, self._pdf, self._image):
             self._stack.addWidget(widget)
 
         layout = QVBoxLayout(self)
@@ -143,7 +145,7 @@ class PreviewPane(QWidget):
     # ---- showing ---------------------------------------------------------------------------
 
     def show_passage(self, path: str, page: int | None, start: int, end: int, text: str,
-                     kind: str, query: str = "") -> None:
+                     kind: str, query: str = "", ocr_lines: list | None = None) -> None:
         """Show the passage ``text`` found at [start, end) of ``page`` (PDFs) or of the file."""
         self._path = str(path)
         p = Path(self._path)
@@ -155,7 +157,9 @@ class PreviewPane(QWidget):
             button.setEnabled(True)
         try:
             if kind == "pdf":
-                self._show_pdf(page or 1, start, end, text)
+                self._show_pdf(page or 1, start, end, text, ocr_lines)
+            elif kind == "image":
+                self._show_image(page, start, end, ocr_lines)
             else:
                 self._show_text(page, start, end, text, kind, query)
         except _Unavailable as exc:
@@ -173,6 +177,7 @@ class PreviewPane(QWidget):
         self._set_note(None)
         self._text.clear_text()
         self._pdf.unload()
+        self._image.unload()
         for button in (self._open, self._reveal, self._copy):
             button.setEnabled(False)
         self._show_message(self.tr("Select a result to preview it here."))
@@ -211,7 +216,19 @@ class PreviewPane(QWidget):
             raise _Unavailable(self.tr("This file cannot be read: {reason}.")
                                .format(reason=exc.strerror or exc)) from None
 
-    def _show_pdf(self, page: int, start: int, end: int, text: str) -> None:
+    def _show_image(self, page: int | None, start: int, end: int,
+                    ocr_lines: list | None) -> None:
+        self._pdf.unload()
+        error = self._image.load(self._read(), (page or 1) - 1)
+        if error:
+            raise _Unavailable(error)
+        if page:
+            self._where.setText(location_word("image", page))
+        self._stack.setCurrentWidget(self._image)
+        self._set_note(self._image.show_boxes(ocr_boxes(ocr_lines or [], start, end)))
+
+    def _show_pdf(self, page: int, start: int, end: int, text: str,
+                  ocr_lines: list | None = None) -> None:
         st = self._stat()
         key = (self._path, st.st_mtime_ns, st.st_size)
         if not self._pdf.has_document(key):
@@ -220,7 +237,7 @@ class PreviewPane(QWidget):
                 raise _Unavailable(error)
         self._where.setText(self.tr("page {page}").format(page=page))
         self._stack.setCurrentWidget(self._pdf)
-        self._set_note(self._pdf.show_passage(page, text, start, end))
+        self._set_note(self._pdf.show_passage(page, text, start, end, ocr_lines))
 
     def _show_text(self, page: int | None, start: int, end: int, passage: str, kind: str,
                    query: str) -> None:
@@ -327,9 +344,14 @@ class PreviewPane(QWidget):
         self._pdf.go_to_page(page)
 
     def highlight_rects(self) -> list:
+        """The highlight's rectangles on the rendered page or image shown."""
+        if self._stack.currentWidget() is self._image:
+            return self._image.highlight_rects()
         return self._pdf.highlight_rects()
 
     def rendered_image(self) -> QImage:
+        if self._stack.currentWidget() is self._image:
+            return self._image.rendered_image()
         return self._pdf.rendered_image()
 
     def highlighted_range(self) -> tuple[int, int] | None:

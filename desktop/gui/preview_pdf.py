@@ -30,6 +30,20 @@ MAX_PIXELS = 40_000_000  # a poster-sized page must not allocate gigabytes
 RERENDER_MS = 80
 
 
+def ocr_boxes(lines: list, start: int, end: int) -> list[tuple[float, float, float, float]]:
+    """The boxes (fractions of the page) of the OCR'd lines a passage [start, end) covers;
+    ``lines`` as the index keeps them, [start, end, x0, y0, x1, y1] each."""
+    boxes = []
+    for line in lines:
+        try:
+            a, b, x0, y0, x1, y1 = line
+        except (TypeError, ValueError):
+            continue
+        if a < end and b > start:
+            boxes.append((float(x0), float(y0), float(x1), float(y1)))
+    return boxes
+
+
 def pypdf_span(page_text: str, start: int, end: int) -> tuple[int, int] | None:
     """pypdf's offsets (``\\n`` line breaks) mapped onto PDFium's text (``\\r\\n``)."""
     where = [i for i, ch in enumerate(page_text) if ch != "\r"]
@@ -51,6 +65,7 @@ class PdfPreview(QWidget):
         self._page = 0  # 1-based; 0 while nothing is shown
         self._hit_page = 0
         self._hit_span: tuple[int, int] | None = None  # in PDFium's text of the hit page
+        self._hit_boxes: list[tuple[float, float, float, float]] = []  # OCR: page fractions
         self._image = QImage()
         self._rects: list[QRectF] = []
         self._rendered_width = 0
@@ -116,6 +131,7 @@ class PdfPreview(QWidget):
         self._buffer, self._key = None, None
         self._page = self._hit_page = 0
         self._hit_span = None
+        self._hit_boxes = []
         self._image, self._rects = QImage(), []
         self._page_label.clear()
         self._indicator.clear()
@@ -125,11 +141,23 @@ class PdfPreview(QWidget):
 
     # ---- the passage -------------------------------------------------------------------------
 
-    def show_passage(self, page: int, passage: str, start: int, end: int) -> str | None:
-        """Show ``page`` (1-based) with the passage marked; a note when it could not be found."""
+    def show_passage(self, page: int, passage: str, start: int, end: int,
+                     ocr_lines: list | None = None) -> str | None:
+        """Show ``page`` (1-based) with the passage marked; a note when it could not be found.
+
+        ``ocr_lines``: the page was a scan read by OCR, and these are its lines with their
+        boxes; the passage is marked by the boxes of its lines (the page has no text to find
+        it in)."""
         note = None
         count = self.page_count()
-        if not 1 <= page <= count:
+        self._hit_boxes = []
+        if ocr_lines is not None and 1 <= page <= count:
+            self._hit_span = None
+            self._hit_boxes = ocr_boxes(ocr_lines, start, end)
+            note = self.tr("Read by OCR from the scanned page: some words may be misread.")
+            if not self._hit_boxes:
+                note = self.tr("The passage could not be found on this page to highlight it.")
+        elif not 1 <= page <= count:
             note = self.tr("Page {page} is no longer in this PDF; it may have changed since it "
                            "was indexed.").format(page=page)
             page = 1
@@ -207,6 +235,12 @@ class PdfPreview(QWidget):
             self._scroll_to_highlight()
 
     def _highlight_rects(self, index: int, scale: float) -> list[QRectF]:
+        if self._hit_boxes:
+            points = self._doc.pagePointSize(index)
+            width, height = points.width() * scale, points.height() * scale
+            pad = PAD * scale
+            return [QRectF(x0 * width - pad, y0 * height - pad, (x1 - x0) * width + 2 * pad,
+                           (y1 - y0) * height + 2 * pad) for x0, y0, x1, y1 in self._hit_boxes]
         if self._hit_span is None:
             return []
         start, end = self._hit_span

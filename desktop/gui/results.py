@@ -96,6 +96,15 @@ def location_word(kind: str, page: int) -> str:
 
 
 def location(hit: Hit) -> str:
+    if not hit.ocr:
+        return _place(hit)
+    # read from a scan or a photo: the words may be misread
+    if hit.kind == "image" and not hit.page:
+        return QApplication.translate("ResultsModel", "text read by OCR")
+    return QApplication.translate("ResultsModel", "{0} · OCR").format(_place(hit))
+
+
+def _place(hit: Hit) -> str:
     if hit.page:
         return location_word(hit.kind, hit.page)
     if hit.line_start and hit.line_end and hit.line_end != hit.line_start:

@@ -12,27 +12,31 @@ import copy
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.config import CHUNK_TOKENS_RANGE, MAX_PER_FILE, MAX_THREADS, Config, ConfigError
+from desktop.extract.ocr import available as ocr_missing
 from desktop.models import devices
 from desktop.models.gpu import cpu_threads
 from desktop.paths import default_data_dir
@@ -108,6 +112,31 @@ class SettingsDialog(QDialog):
         form.addRow("", self._hint(self.tr("For network drives and shares, where the system "
                                            "does not report changes. Uses more power.")))
 
+        reading = QGroupBox(self.tr("Reading files"))
+        form = QFormLayout(reading)
+        self.ocr_pdfs = QCheckBox(self.tr("Read scanned PDF pages (OCR)"))
+        self.ocr_images = QCheckBox(self.tr("Read text in images: .png, .jpg, .tiff, .webp (OCR)"))
+        form.addRow("", self.ocr_pdfs)
+        form.addRow("", self.ocr_images)
+        missing = ocr_missing()
+        form.addRow("", self._hint(
+            self.tr("OCR is not available: {0}").format(missing) if missing else
+            self.tr("Text is recognised here, on this computer; a page takes a few seconds. "
+                    "Images are only indexed with this on.")))
+        if missing:
+            self.ocr_pdfs.setEnabled(False)
+            self.ocr_images.setEnabled(False)
+        self.max_text_mb = QDoubleSpinBox(decimals=1, suffix=" MB")
+        self.max_text_mb.setRange(0.1, 1024)
+        form.addRow(self.tr("Largest text per file:"), self.max_text_mb)
+        self.timeout = QSpinBox(suffix=" s")
+        self.timeout.setRange(5, 3600)
+        form.addRow(self.tr("Time limit per file:"), self.timeout)
+        form.addRow("", self._hint(self.tr("Files with more text are skipped, and a file that "
+                                           "takes longer to read is given up on (a page of a "
+                                           "scan counts on its own); both are listed with "
+                                           "their reason.")))
+
         model = QGroupBox(self.tr("Model"))
         form = QFormLayout(model)
         self.device = QComboBox()
@@ -167,18 +196,28 @@ class SettingsDialog(QDialog):
         self.buttons.accepted.connect(self.save)
         self.buttons.rejected.connect(self.reject)
 
+        # the groups scroll (taller than a laptop's screen); the problems and buttons stay put
+        body = QWidget()
+        groups = QVBoxLayout(body)
+        groups.setContentsMargins(0, 0, 0, 0)
+        for group in (files, reading, model, search):
+            groups.addWidget(group)
+        groups.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(body)
         root = QVBoxLayout(self)
-        root.addWidget(files)
-        root.addWidget(model)
-        root.addWidget(search)
-        root.addStretch(1)
+        root.addWidget(scroll, 1)
         root.addWidget(self.problems)
         root.addWidget(self.buttons)
         for edit in (self.data_dir, self.embed_url):
             edit.textChanged.connect(self._check)
         for text in (self.excludes, self.model_folders):
             text.textChanged.connect(self._check)
-        for spin in (self.gpu_layers, self.chunk_tokens, self.threads, self.per_file):
+        for spin in (self.gpu_layers, self.chunk_tokens, self.threads, self.per_file,
+                     self.max_text_mb, self.timeout):
             spin.valueChanged.connect(self._check)
 
     def _hint(self, text: str) -> QLabel:
@@ -201,6 +240,10 @@ class SettingsDialog(QDialog):
         self.excludes.setPlainText("\n".join(c.excludes))
         self.model_folders.setPlainText("\n".join(c.model_folders))
         self.polling.setChecked(bool(c.polling))
+        self.ocr_pdfs.setChecked(bool(c.ocr_pdfs))
+        self.ocr_images.setChecked(bool(c.ocr_images))
+        self.max_text_mb.setValue(float(c.max_text_mb))
+        self.timeout.setValue(int(c.extract_timeout_s))
         if c.gpu_layers is None:
             self.gpu_choice.setCurrentIndex(_AUTO)
         elif c.gpu_layers < 0:
@@ -225,6 +268,10 @@ class SettingsDialog(QDialog):
         c.excludes = _lines(self.excludes.toPlainText())
         c.model_folders = _lines(self.model_folders.toPlainText())
         c.polling = self.polling.isChecked()
+        c.ocr_pdfs = self.ocr_pdfs.isChecked()
+        c.ocr_images = self.ocr_images.isChecked()
+        c.max_text_mb = round(self.max_text_mb.value(), 1)
+        c.extract_timeout_s = float(self.timeout.value())
         choice = self.gpu_choice.currentIndex()
         c.gpu_layers = {_AUTO: None, _ALL: -1, _NONE: 0}.get(choice, self.gpu_layers.value())
         c.device = self.device.currentData()

@@ -40,13 +40,22 @@ from desktop.index.scan import (
     scan_path,
     stat_file,
 )
-from desktop.index.store import FileRow, Store, chunk_schema, file_id_for, passage_rows
+from desktop.index.store import (
+    FileRow,
+    Store,
+    chunk_schema,
+    file_id_for,
+    ocr_rows,
+    passage_rows,
+)
 from desktop.models.embedder import Cancelled, Embedder
 
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
-EXTRACT_VERSION = 2  # 2: CSV and TSV by rows; Office, OpenDocument, e-books, mail, notebooks
+EXTRACT_VERSION = 1  # how every kind is read: a change reads every file again
+# what changed since in how one kind is read: only files of that kind are read again
+KIND_VERSIONS = {"csv": 2, "tsv": 2}  # 2: by rows, each value named by its column
 _READ_AHEAD = 64  # files read and cut, waiting for the embedder (bounds the memory they hold)
 _BATCH_PASSAGES = 64  # passages gathered before an embed call, while more files are ready
 _EMBED_SLICE = 256  # passages an embed call takes at most: progress moves within a large file
@@ -101,6 +110,9 @@ class Progress:
     file_passages_done: int = 0
     file_passages_total: int = 0
     reading: str | None = None
+    reading_pages: tuple[int, int] | None = None  # OCR of the file being read: (done, total)
+    ocr_pages: int = 0  # pages read by OCR this run, and the seconds they took
+    ocr_seconds: float = 0.0
     partial_bytes: int = 0  # of the files part-way through, as much as is embedded
     partial_tokens: int = 0
     step: str | None = None  # while finishing: what the writer is doing, in a sentence
@@ -116,12 +128,21 @@ class Progress:
         return tokens / self.elapsed if self.elapsed > 0 else 0.0
 
     @property
+    def ocr_seconds_per_page(self) -> float | None:
+        return self.ocr_seconds / self.ocr_pages if self.ocr_pages else None
+
+    @property
     def eta_s(self) -> float | None:
         done = self.bytes_done + self.partial_bytes
-        if self.phase != Phase.INDEXING or not done or self.elapsed <= 0:
+        if self.phase != Phase.INDEXING or self.elapsed <= 0:
             return None
+        ocr = 0.0  # the pages of the scan being read, at the pace OCR has kept so far
+        if self.reading_pages and self.ocr_seconds_per_page:
+            ocr = (self.reading_pages[1] - self.reading_pages[0]) * self.ocr_seconds_per_page
+        if not done:
+            return ocr or None
         rate = done / self.elapsed
-        return max(0.0, (self.bytes_total - done) / rate)
+        return max(0.0, (self.bytes_total - done) / rate) + ocr
 
 
 @dataclass
@@ -137,6 +158,7 @@ class _Work:
     old: FileRow | None = None
     copy_from: FileRow | None = None  # same content already indexed under another path
     deferred: bool = False  # still being written: left for the next pass
+    ocr: list[dict[str, Any]] = field(default_factory=list)  # what OCR read (store.ocr_rows)
 
 
 @dataclass
@@ -203,6 +225,10 @@ class _Producer:
         self.finished = False  # the last batch has been handed out
         self.current: str | None = None  # the file being read and cut now
 
+    def stopping(self) -> bool:
+        """Whether the file being read may be given up (the run cancelled or over)."""
+        return self._stop.is_set() or self._cancel.is_set()
+
     def __enter__(self) -> _Producer:
         self._thread.start()
         return self
@@ -267,6 +293,7 @@ class _Writes:
         self.store = store
         self.passages: list[dict[str, Any]] = []
         self.files: list[FileRow] = []
+        self.ocr: list[dict[str, Any]] = []
         self.forgotten: list[str] = []  # ids of files that are gone
         self.wrote = False
         self._last = time.monotonic()
@@ -284,13 +311,14 @@ class _Writes:
         self._every = min(_FLUSH_SECONDS, self._every * 2)
         if self.passages or self.files:
             table = pa.Table.from_pylist(self.passages, schema=chunk_schema(self.store.dims))
-            self.store.write(table, self.files)
+            self.store.write(table, self.files, self.ocr)
             self.wrote = True
         if self.forgotten:
             self.store.remove_files(self.forgotten)
             self.wrote = True
         self.passages.clear()
         self.files.clear()
+        self.ocr.clear()
         self.forgotten.clear()
 
 
@@ -304,6 +332,11 @@ class Indexer:
         chunk = embedder.chunk_tokens
         self.settings = ChunkSettings(chunk, overlap if overlap is not None else chunk // 8)
         self.excludes = tuple(excludes)
+        # while a run reads files: whether to give one up, the pages OCR has read of the
+        # current one, and of all (pages, seconds)
+        self._stopping: Callable[[], bool] | None = None
+        self._pages: tuple[str, extract.Pages] | None = None
+        self._ocr_done: tuple[int, float] = (0, 0.0)
         # How passages are made: files indexed another way are read again.
         self.passage_version = (f"{embedder.profile.family}/{self.settings.max_tokens}/"
                                 f"{self.settings.overlap}/x{EXTRACT_VERSION}")
@@ -318,6 +351,8 @@ class Indexer:
         passage version, and the extraction settings that change what the file gives, so
         that changing one reads again exactly the files it concerns."""
         version = self.passage_version
+        if kind in KIND_VERSIONS:
+            version += f"/{kind}{KIND_VERSIONS[kind]}"
         if kind in ("pdf", "image") and (self.extraction.ocr_pdfs if kind == "pdf"
                                          else self.extraction.ocr_images):
             version += "/ocr"
@@ -371,6 +406,7 @@ class Indexer:
             seen.add(item.path)
             row = rows.get(item.path)
             if (row is not None and row.size == item.size and row.mtime_ns == item.mtime_ns
+                    and row.kind == item.kind  # (a .csv read as text before it had a reader)
                     and self._current(row) and item.path not in named):
                 unchanged += 1
                 continue
@@ -410,6 +446,7 @@ class Indexer:
         """Sync the folders (or just the scope's paths) and yield progress along the way."""
         cancel = cancel or threading.Event()
         run = _Run()
+        self._ocr_done = (0, 0.0)
         yield run.progress()
         if scope is None:
             self.store.purge_orphans()  # what a crash left half-written
@@ -428,6 +465,7 @@ class Indexer:
                 run.prog.step = step
                 yield run.progress()
         run.prog.step = None
+        run.prog.ocr_pages, run.prog.ocr_seconds = self._ocr_done
         yield run.enter(Phase.DONE, current=None)
 
     def _start(self, run: _Run, roots: Sequence[str], scope: Iterable[str] | None,
@@ -456,15 +494,21 @@ class Indexer:
             return self._prepare(st, root, run.rows.get(st.path), copies=run.copies)
 
         with _Producer(prepare, run.todo, cancel) as producer:
+            self._stopping, self._pages = producer.stopping, None
             try:
                 for batch in producer.batches():
                     if cancel.is_set():
                         break
                     if batch is None:  # the reader is busy with a file: say which
                         run.prog.reading = producer.current
+                        pages = self._pages
+                        run.prog.reading_pages = (pages[1].done, pages[1].total) if (
+                            pages and pages[0] == producer.current) else None
+                        run.prog.ocr_pages, run.prog.ocr_seconds = self._ocr_done
                         yield run.progress()
                         continue
-                    run.prog.reading = None
+                    run.prog.reading, run.prog.reading_pages = None, None
+                    run.prog.ocr_pages, run.prog.ocr_seconds = self._ocr_done
                     t_embed = time.monotonic()
                     try:
                         gen = self._index_batch(batch, writes, cancel, run)
@@ -570,8 +614,16 @@ class Indexer:
 
     def _cut(self, work: _Work, data: bytes) -> None:
         """Extract the file's text and cut it into passages."""
+        path = work.stat.path
+
+        def pages(p: extract.Pages) -> None:  # on the producer thread; the consumer reads
+            self._pages = (path, p)
+            done, seconds = self._ocr_done
+            self._ocr_done = (done + 1, seconds + p.seconds)
+
         try:
-            doc = extract.extract_file(work.stat.path, data, self.extraction)
+            doc = extract.extract_file(path, data, self.extraction, progress=pages,
+                                       stopping=self._stopping)
         except extract.Skipped as exc:
             work.status, work.reason = "skipped", exc.reason
             return
@@ -581,6 +633,7 @@ class Indexer:
         for section in doc.sections:
             work.chunks.extend(chunk_text(section.text, self.embedder, self.settings,
                                           page=section.page, first_ordinal=len(work.chunks)))
+        work.ocr = ocr_rows(work.hash, doc.sections)
         if not work.chunks:
             work.status, work.reason = "skipped", "no text"
 
@@ -658,6 +711,7 @@ class Indexer:
             return
         writes.passages.extend(passage_rows(fid, w.hash, w.stat.path, w.stat.kind,
                                             w.chunks, vectors, reused))
+        writes.ocr.extend(w.ocr)
         n_chunks = len(w.chunks)
         n_tokens = sum(len(c.tokens) for c in w.chunks)
         if w.unchanged_content and w.old is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import os
 import time
@@ -51,6 +52,24 @@ FILE_SCHEMA = pa.schema([
     ("sig", pa.string()),  # chunking settings the passages were made with
     ("indexed_at", pa.float64()),
 ])
+
+
+# The lines that OCR read on a page (a scan in a PDF, an image), with their place on it: what
+# marks a passage as read by OCR and lets the preview highlight it on the page. By content
+# hash, like the passages: copies share them, and a row no file's hash names is an orphan.
+OCR_SCHEMA = pa.schema([
+    ("hash", pa.string()),
+    ("page", pa.int32()),  # as the passages have it; 0 for a file of one image
+    ("lines", pa.string()),  # JSON: [[start, end, x0, y0, x1, y1], ...], boxes as fractions
+])
+
+
+def ocr_rows(hash_: str, sections: Iterable[Any]) -> list[dict[str, Any]]:
+    """OCR_SCHEMA rows for a file version's sections that OCR read (Section.ocr)."""
+    return [{"hash": hash_, "page": s.page or 0,
+             "lines": json.dumps([[ln.start, ln.end, *(round(v, 5) for v in ln.box)]
+                                  for ln in s.ocr], separators=(",", ":"))}
+            for s in sections if s.ocr is not None]
 
 
 def chunk_schema(dims: int) -> pa.Schema:
@@ -168,6 +187,7 @@ class Store:
         existing = set(self._table_names())
         self.files = self._open_or_create(f"files_{key}", FILE_SCHEMA, existing)
         self.chunks = self._open_or_create(f"chunks_{key}", chunk_schema(dims), existing)
+        self._ocr: Any | None = None  # the table of OCR'd lines, once there is one
         self._has_fts = False  # known to have the full-text index (the writer builds it)
         # (when asked, the vector index's partitions: 0 without one)
         self._vector_index_at: tuple[float, int] | None = None
@@ -365,18 +385,53 @@ class Store:
     # -- writing (one writer per data dir) ---------------------------------------------------
 
     def write(self, chunk_rows: Sequence[dict[str, Any]] | pa.Table,
-              file_rows: Sequence[FileRow]) -> None:
-        """Add passages, then point their files at them, then drop what they replace.
+              file_rows: Sequence[FileRow], ocr: Sequence[dict[str, Any]] = ()) -> None:
+        """Add passages (and what OCR read, `ocr_rows`), then point their files at them, then
+        drop what they replace.
 
         This order is what makes a kill at any moment safe: until the file row changes, the new
         passages are orphans; after it, the old ones are.
         """
+        if ocr:
+            self._ocr_table(create=True).add(pa.Table.from_pylist(list(ocr), schema=OCR_SCHEMA))
         if len(chunk_rows):
             self.chunks.add(chunk_rows)
             self.ensure_fts()  # keyword search is fast from the first batch on
         if file_rows:
             self._upsert_files(file_rows)
             self._delete_pairs([(r.file_id, r.hash) for r in file_rows], "!=")
+
+    def _ocr_table(self, create: bool = False) -> Any | None:
+        """The table of OCR'd lines; None while nothing was ever read by OCR (made at the
+        first write that needs it)."""
+        if self._ocr is None:
+            name = f"ocr_{self.key}"
+            if name in self._table_names():
+                self._ocr = self._open_or_create(name, OCR_SCHEMA, {name})
+            elif create:
+                self._ocr = self._open_or_create(name, OCR_SCHEMA, set())
+        return self._ocr
+
+    def ocr_lines(self, pairs: Iterable[tuple[str, int]]) -> dict[tuple[str, int], list[Any]]:
+        """The lines OCR read on these (hash, page), [start, end, x0, y0, x1, y1] each, for
+        those that were read by OCR (page 0: a file of one image)."""
+        pairs = set(pairs)
+        table = self._ocr_table()
+        if not pairs or table is None:
+            return {}
+        hashes = sorted({h for h, _ in pairs})
+        found: dict[tuple[str, int], list[Any]] = {}
+        for part in _in_lists(hashes):
+            got = table.search().where(f"hash IN ({part})").limit(None).to_arrow()
+            for h, page, lines in zip(got.column("hash").to_pylist(),
+                                      got.column("page").to_pylist(),
+                                      got.column("lines").to_pylist(), strict=True):
+                if (h, page) in pairs and (h, page) not in found:
+                    try:
+                        found[(h, page)] = json.loads(lines)
+                    except ValueError:
+                        found[(h, page)] = []
+        return found
 
     def _upsert_files(self, rows: Sequence[FileRow]) -> None:
         data = pa.Table.from_pylist([r.to_dict() for r in rows], schema=FILE_SCHEMA)
@@ -425,6 +480,13 @@ class Store:
             groups = list(zip(counted.column("file_id").to_pylist(),
                               counted.column("hash").to_pylist(),
                               counted.column("file_id_count").to_pylist(), strict=True))
+        ocr = self._ocr_table()
+        if ocr is not None and ocr.count_rows():  # lines of file versions no longer indexed
+            have = set(ocr.search().select(["hash"]).limit(None).to_arrow()
+                       .column("hash").to_pylist())
+            stale = sorted(have - set(valid.values()))
+            for part in _in_lists(stale):
+                ocr.delete(f"hash IN ({part})")
         bad = {(f, h) for f, h, _ in groups if valid.get(f) != h}
         if bad:
             log.info("removing passages of %d unfinished or replaced files", len(bad))
@@ -461,8 +523,9 @@ class Store:
             indexes.build_vector_index(self.chunks, self.dims, self.index_book, due)
             self._vector_index_at = None  # look again
         yield "Compacting the index…"
-        for table in (self.chunks, self.files):
-            table.optimize(cleanup_older_than=KEEP_VERSIONS)
+        for table in (self.chunks, self.files, self._ocr_table()):
+            if table is not None:
+                table.optimize(cleanup_older_than=KEEP_VERSIONS)
         now = time.time()
         # (not on object storage: each exact scan would read every vector from the bucket)
         if isinstance(self.db_dir, Path) and indexes.probe_due(self.chunks, self.index_book,

@@ -30,7 +30,16 @@ def score_text(score: float, mode: str) -> str:
 
 
 def location(hit: Hit) -> str:
-    """"p. 3", "slide 2", "lines 10-14" or "line 7" (the window translates its own)."""
+    """"p. 3", "slide 2", "lines 10-14" or "line 7", and ", OCR" for text read from a scan or
+    an image (the window translates its own)."""
+    if not getattr(hit, "ocr", False):
+        return _place(hit)
+    if hit.kind == "image" and not hit.page:  # lines of a photo are no place to go to
+        return "OCR"
+    return _place(hit) + ", OCR"
+
+
+def _place(hit: Hit) -> str:
     if hit.page:
         return f"p. {hit.page}" if hit.kind == "pdf" else section_place(hit.kind, hit.page)
     if hit.line_start and hit.line_end and hit.line_end != hit.line_start:
@@ -55,7 +64,7 @@ def hit_json(hit: Hit, mode: str) -> dict[str, Any]:
     return {"path": hit.path, "score": round(hit.score, 6),
             "display_score": round(display_score(hit.score, mode), 4), "page": hit.page,
             "start": hit.start, "end": hit.end, "line_start": hit.line_start,
-            "line_end": hit.line_end, "kind": hit.kind, "text": hit.text}
+            "line_end": hit.line_end, "kind": hit.kind, "ocr": hit.ocr, "text": hit.text}
 
 
 _WORD = re.compile(r"\w+", re.U)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # (imported by the CLI before it knows it needs LanceDB)
     from desktop.index.store import Store
@@ -90,3 +90,7 @@ class Hit:
     text: str
     kind: str
     rank: int = 0
+    ocr: bool = False  # read by OCR from a scanned page or an image
+    # ...and then the lines OCR read on its page, [start, end, x0, y0, x1, y1] each (offsets
+    # in the page's text, the box as fractions of the page): where to highlight it
+    ocr_lines: list[Any] | None = field(default=None, repr=False, compare=False)

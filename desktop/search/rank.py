@@ -99,9 +99,17 @@ def search_vector(store: Store, vector: np.ndarray | None, query: str, *, mode: 
         if len(capped) >= k or pool >= total:
             break
         pool *= 4  # many passages from the same files: look deeper
-    return [Hit(path=r["path"], score=float(r["score"]), page=r["page"], start=r["start"],
-                end=r["end"], line_start=r["line_start"], line_end=r["line_end"],
-                text=r["text"], kind=r["kind"], rank=i + 1) for i, r in enumerate(capped)]
+    # scanned pages: only PDFs and images are ever read by OCR
+    scanned = store.ocr_lines((r["hash"], r["page"] or 0) for r in capped
+                              if r["kind"] in ("pdf", "image"))
+    hits = []
+    for i, r in enumerate(capped):
+        lines = scanned.get((r["hash"], r["page"] or 0))
+        hits.append(Hit(path=r["path"], score=float(r["score"]), page=r["page"],
+                        start=r["start"], end=r["end"], line_start=r["line_start"],
+                        line_end=r["line_end"], text=r["text"], kind=r["kind"], rank=i + 1,
+                        ocr=lines is not None, ocr_lines=lines))
+    return hits
 
 
 def search(store: Store, embedder: Embedder | None, query: str, *, mode: str = "hybrid",
