@@ -176,3 +176,25 @@ def test_ocr_opens_no_network_connection(tmp_path):
                           text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "read: Offline" in proc.stdout
+
+
+@pytest.mark.parametrize("angle", [180, 90, 270])
+def test_a_page_scanned_upside_down_or_sideways_is_turned_to_read(angle):
+    lines = PAGE_ONE + PAGE_TWO
+    page = ocr.read_image(scan_image(lines).rotate(angle, expand=True))
+    assert _recall(lines, page.text) >= 0.9, page.text
+    assert page.text.split("\n")[0].startswith("Invoice")  # in its own reading order
+    first = next(ln for ln in page.lines if "zebra" in ln.text)
+    # the line drawn at the top left of the upright page, where it is on the image as given
+    x0, y0, x1, y1 = first.box
+    if angle == 180:  # at the bottom right
+        assert x1 == pytest.approx(1 - 150 / 1700, abs=0.02)
+        assert y1 == pytest.approx(1 - 200 / 2200, abs=0.02)
+    elif angle == 90:  # turned left: at the bottom left, running upwards
+        assert x0 == pytest.approx(200 / 2200, abs=0.02)
+        assert y1 == pytest.approx(1 - 150 / 1700, abs=0.02)
+        assert y1 - y0 > 5 * (x1 - x0)
+    else:  # turned right: at the top right, running downwards
+        assert x1 == pytest.approx(1 - 200 / 2200, abs=0.02)
+        assert y0 == pytest.approx(150 / 1700, abs=0.02)
+        assert y1 - y0 > 5 * (x1 - x0)

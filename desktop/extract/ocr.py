@@ -19,7 +19,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,10 @@ MAX_SIDE = 2500  # pixels: larger pages and photos are scaled down to this long 
 MAX_MEGAPIXELS = 150  # a larger image is not decoded at all (a decompression bomb, or a poster)
 MAX_FRAMES = 200  # pages of a multi-page TIFF read at the most
 MIN_SCORE = 0.5  # lines recognised with less confidence are dropped
+# a page read with less confidence than this (over at least this many lines) may be sideways
+# or upside down: it is read turned too, and the better reading kept
+TURN_BELOW = 0.85
+TURN_MIN_LINES = 3
 _MODELS = {"det": "PP-OCRv6_det_small.onnx", "rec": "PP-OCRv6_rec_small.onnx",
            "cls": "ch_ppocr_mobile_v2.0_cls_mobile.onnx"}
 _PACKAGES = {"rapidocr": "rapidocr", "onnxruntime": "onnxruntime", "pypdfium2": "pypdfium2",
@@ -118,21 +122,48 @@ def load() -> Any:
 
 
 def read_image(image: Any) -> OcrPage:
-    """The text of a PIL image, read by OCR."""
-    import numpy as np
-
+    """The text of a PIL image, read by OCR; a page scanned sideways or upside down is turned
+    when the upright reading looks like one (each line's box stays on the image as given)."""
     engine = load()  # (its loading is not the page's time)
     started = time.perf_counter()
     image = _fit(image.convert("RGB"))
     width, height = image.size
     if min(width, height) < 8:
         return OcrPage("", (), time.perf_counter() - started)
+    found, confidence = _recognise(engine, image)
+    best = _upright(found, confidence, image.size)
+    turn = 0
+    if len(found) >= TURN_MIN_LINES and best < TURN_BELOW:
+        for angle in (180, 270, 90):  # upside down; turned left; turned right
+            turned = image.rotate(angle, expand=True)
+            candidate, confidence = _recognise(engine, turned)
+            score = _upright(candidate, confidence, turned.size)
+            if score > best + 0.05:
+                found, best, turn = candidate, score, angle
+            if best >= TURN_BELOW:
+                break
+    text, lines = _layout(found)  # in the order of the page turned the way up it reads
+    if turn:
+        lines = tuple(replace(line, box=_unturn(line.box, turn)) for line in lines)
+    return OcrPage(text, lines, time.perf_counter() - started)
+
+
+def _recognise(engine: Any, image: Any
+               ) -> tuple[list[tuple[tuple[float, float, float, float], str, float]], float]:
+    """The lines RapidOCR reads on an image, with their boxes as fractions of it, and its mean
+    confidence over every character it read (low: the page is not the way up it reads)."""
+    import numpy as np
+
+    width, height = image.size
     pixels = np.asarray(image)[:, :, ::-1].copy()  # RGB to OpenCV's BGR
     result = engine(pixels)
     found = []
+    weighted = chars = 0.0
     for quad, text, score in zip(result.boxes if result.boxes is not None else (),
                                  result.txts or (), result.scores or (), strict=False):
         text = " ".join(str(text).split())
+        weighted += float(score) * len(text)
+        chars += len(text)
         if not text or float(score) < MIN_SCORE:
             continue
         xs = [float(p[0]) for p in quad]
@@ -140,8 +171,32 @@ def read_image(image: Any) -> OcrPage:
         box = (max(0.0, min(xs) / width), max(0.0, min(ys) / height),
                min(1.0, max(xs) / width), min(1.0, max(ys) / height))
         found.append((box, text, float(score)))
-    text, lines = _layout(found)
-    return OcrPage(text, lines, time.perf_counter() - started)
+    return found, (weighted / chars if chars else 0.0)
+
+
+def _upright(found: Sequence[tuple[tuple[float, float, float, float], str, float]],
+             confidence: float, size: tuple[int, int]) -> float:
+    """How much a reading looks like an upright page: its confidence, less a half when most
+    of its lines stand on end (a page turned sideways, whose lines OCR can read one by one but
+    not in order)."""
+    width, height = size
+    tall = sum(1 for (x0, y0, x1, y1), _, _ in found
+               if (y1 - y0) * height > 1.5 * (x1 - x0) * width)
+    return confidence - (0.5 if found and tall > len(found) / 2 else 0.0)
+
+
+def _unturn(box: tuple[float, float, float, float], angle: int
+            ) -> tuple[float, float, float, float]:
+    """A box found on the image turned by ``angle`` degrees (anticlockwise, as PIL turns it),
+    as fractions of the image as it is."""
+    x0, y0, x1, y1 = box
+    if angle == 180:
+        return 1 - x1, 1 - y1, 1 - x0, 1 - y0
+    if angle == 90:  # a point (x, y) of the image went to (y, 1 - x)
+        return 1 - y1, x0, 1 - y0, x1
+    if angle == 270:  # (x, y) went to (1 - y, x)
+        return y0, 1 - x1, y1, 1 - x0
+    return box
 
 
 def _fit(image: Any) -> Any:
