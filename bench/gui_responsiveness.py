@@ -119,7 +119,8 @@ def run_round(args: argparse.Namespace, base: Path, round_no: int) -> dict:
     win.answer_finished.connect(lambda _d: QTimer.singleShot(200, ask_next))
     win.add_folders([str(base / "tree")])
     pump_until(lambda: win.worker_state() == w.INDEXING, 60)
-    if args.ask:
+    if args.ask:  # once there are passages to answer from (before, the gate refuses)
+        pump_until(lambda: win.status().get("passages", 0) >= 50, 120)
         ask_next()
     pump_until(lambda: win.worker_state() == w.WATCHING and len(answers) >= args.ask, 3600)
     elapsed = time.perf_counter() - t0
