@@ -62,6 +62,8 @@ def test_an_answer_streams_into_the_panel_and_cites_open_the_preview(qtbot, wind
     assert panel.answer.strip() == done.answer and panel.text.toPlainText().strip()
     assert panel.sources[1].path.endswith("bread.txt")
     assert not panel.stop_button.isEnabled()  # done
+    # an answer that cites nothing says so (this small model seldom cites)
+    assert ("cites none of your files" in panel.state.text()) == (not done.cited)
     # the GUI thread kept its 10 ms timer going while the answer streamed (a bound with room
     # for a loaded test machine: bench/gui_responsiveness.py --ask measures the real figure)
     assert gaps.max_ms < 250, gaps.max_ms

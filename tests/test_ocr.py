@@ -198,3 +198,18 @@ def test_a_page_scanned_upside_down_or_sideways_is_turned_to_read(angle):
         assert x1 == pytest.approx(1 - 200 / 2200, abs=0.02)
         assert y0 == pytest.approx(150 / 1700, abs=0.02)
         assert y1 - y0 > 5 * (x1 - x0)
+
+
+def test_transparent_and_16_bit_images_are_read_as_a_viewer_shows_them():
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=30)
+    clear = Image.new("RGBA", (1200, 300), (0, 0, 0, 0))  # black text on nothing
+    ImageDraw.Draw(clear).text((50, 100), "Transparent background, black letters",
+                               font=font, fill=(0, 0, 0, 255))
+    deep = Image.new("I;16", (1200, 300), 65535)  # a 16-bit greyscale scan
+    ImageDraw.Draw(deep).text((50, 100), "Sixteen bit greyscale scan", font=font, fill=0)
+    for name, image, words in (("logo.png", clear, "Transparent background"),
+                               ("scan16.png", deep, "Sixteen bit greyscale")):
+        doc = extract(name, image_bytes(image, "PNG"), IMAGES_ON)
+        assert words in doc.text, doc.text

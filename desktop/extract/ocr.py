@@ -126,7 +126,7 @@ def read_image(image: Any) -> OcrPage:
     when the upright reading looks like one (each line's box stays on the image as given)."""
     engine = load()  # (its loading is not the page's time)
     started = time.perf_counter()
-    image = _fit(image.convert("RGB"))
+    image = _fit(_on_white(image))
     width, height = image.size
     if min(width, height) < 8:
         return OcrPage("", (), time.perf_counter() - started)
@@ -197,6 +197,20 @@ def _unturn(box: tuple[float, float, float, float], angle: int
     if angle == 270:  # (x, y) went to (1 - y, x)
         return y0, 1 - x1, y1, 1 - x0
     return box
+
+
+def _on_white(image: Any) -> Any:
+    """An RGB image, transparent parts white (as a viewer shows them: a PNG of black text on
+    nothing would otherwise turn black on black)."""
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit scans: to 8 bits, not clipped
+        image = image.point(lambda v: v / 256).convert("L")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
 
 
 def _fit(image: Any) -> Any:

@@ -137,6 +137,9 @@ class AnswerPanel(QFrame):
                 first, timings.get("tokens_per_s", 0)))
         if removed:
             parts.append(self.tr("{0} invalid citation(s) removed").format(removed))
+        if not cited and stopped not in ("refused", "cancelled"):
+            # nothing in it is tied to a passage: it may come from the model, not the files
+            parts.append(self.tr("cites none of your files: check it against the sources"))
         if stopped != "refused":
             self.state.setText(" · ".join(parts) or self.tr("Done"))
 
