@@ -91,6 +91,7 @@ def test_the_index_matches_the_folder_and_forgets_a_deleted_scan(engine, folder)
         list(engine.index([str(folder)]))
 
 
+@pytest.mark.slow
 def test_the_command_line_says_which_hits_were_read_by_ocr(engine, folder, tmp_path):
     data = tmp_path / "data"
     env = dict(os.environ, SEMDEX_DATA_DIR=str(data))
