@@ -27,6 +27,7 @@ CHILD_FLAGS = {
     "--semdex-model-check": ("desktop.models.trial_load", "run_as_child"),
     "--semdex-measure-buffers": ("desktop.models.memory", "measure_child_main"),
     "--semdex-extract": ("desktop.extract.isolated", "run_as_child"),
+    "--semdex-chat-check": ("desktop.ask.chat_check", "run_as_child"),
 }
 
 # what PyInstaller's bootloader and run-time hooks set or extend with the bundle's folders

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from desktop.ask import prompt
-from desktop.ask.chat_model import ChatCancelled, ChatModel, GenerationStats
+from desktop.ask.chat_model import ChatCancelled, ChatModel, ChatModelError, GenerationStats
 from desktop.ask.citations import CitationFilter, uncited_sentences
 from desktop.ask.prompt import REFUSAL, Source
 from desktop.search.query import NO_FILTER, Filters, Hit
@@ -188,6 +188,9 @@ def answer(question: str, engine, chat: ChatModel | Callable[[], ChatModel], *,
                        total_s=round(time.perf_counter() - t0, 3))
         yield Done(full, list(cites.cited), cites.removed, refused, stopped, timings,
                    uncited_sentences(full) if not refused else 0)
+    except ChatModelError as exc:  # a file that cannot answer: said, no traceback
+        log.info("answering failed: %s", exc)
+        yield Error(str(exc))
     except Exception as exc:  # noqa: BLE001 - every failure reaches the person as an event
         log.exception("answering failed")
         yield Error(str(exc) or type(exc).__name__)

@@ -124,13 +124,22 @@ def check_chat_model(path: str | os.PathLike[str]) -> tuple[ModelInfo, ChatTempl
 class ChatModel:
     """A loaded chat model and its context; used by one thread at a time."""
 
-    def __init__(self, settings: ChatSettings):
+    def __init__(self, settings: ChatSettings, *, trial: bool = True,
+                 cancel: threading.Event | None = None):
+        """Load the model; first, unless ``trial`` is off (the trial child itself), make sure
+        the file and settings passed a trial load in a child process (chat_check), so that a
+        file llama.cpp aborts on fails there, not here."""
         self.settings = settings
         self.path = Path(settings.path)
         self.info, self.template = check_chat_model(self.path)
         self.n_ctx = settings.context or default_context(self.info, self.template)
         self.load_params = self._params()
         self._lock = threading.Lock()
+        self._llama = None
+        if trial:
+            from desktop.ask import chat_check
+
+            chat_check.ensure_usable(self, cancel=cancel)
         self._llama = self._load()
         import llama_cpp
 

@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -128,7 +128,7 @@ def _child_settings(info: ModelInfo, profile: Profile,
     return ours
 
 
-def _file_prefix(path: str | os.PathLike[str]) -> str:
+def file_prefix(path: str | os.PathLike[str]) -> str:
     """The part of a record's key that names the file as it is now, and the build."""
     real = Path(path).resolve()
     try:
@@ -144,7 +144,7 @@ def record_key(info: ModelInfo, profile: Profile, settings: EmbedderSettings) ->
     parameter that decides which kernels run (not the thread count)."""
     p = load_params(info, profile, _settings_for(profile, settings))
     chunk = settings.chunk_tokens or profile.default_chunk
-    return _file_prefix(info.path) + "|".join(str(x) for x in (
+    return file_prefix(info.path) + "|".join(str(x) for x in (
         profile.family, chunk, p.n_ctx, p.n_batch, p.n_ubatch, p.gpu_layers, p.pooling,
         int(p.extra_bufts), p.device or ""))
 
@@ -219,7 +219,7 @@ def latest(paths: Sequence[str | os.PathLike[str]], *, records: Path | None = No
     prefixes: dict[str, Path] = {}
     for path in paths:
         try:
-            prefixes[_file_prefix(path)] = Path(path)
+            prefixes[file_prefix(path)] = Path(path)
         except ModelFileError:
             continue
     out: dict[Path, CheckResult] = {}
@@ -247,22 +247,31 @@ def check(info: ModelInfo, profile: Profile, settings: EmbedderSettings, *,
           records: Path | None = None, timeout: float = TIMEOUT, force: bool = False,
           cancel: threading.Event | None = None) -> CheckResult:
     """The outcome for this file: remembered, or found now by trying it in a child process."""
+    return remembered_or_tried(
+        record_key(info, profile, settings), info.path,
+        lambda: run_child(info.path, _child_settings(info, profile, settings), timeout=timeout,
+                          cancel=cancel),
+        records=records, force=force)
+
+
+def remembered_or_tried(key: str, path: Path, trial: Callable[[], CheckResult], *,
+                        records: Path | None = None, force: bool = False) -> CheckResult:
+    """The outcome remembered under ``key``, or ``trial()``'s, remembered unless transient
+    (a cancel, a child that could not start)."""
     records = records or records_path()
-    key = record_key(info, profile, settings)
     if not force:
         rec = _result(_load_records(records).get(key))
         if rec is not None:
             return rec
-    result = run_child(info.path, _child_settings(info, profile, settings), timeout=timeout,
-                       cancel=cancel)
+    result = trial()
     if result.transient:
-        log.warning("the trial load of %s did not settle it: %s", info.path, result.reason)
+        log.warning("the trial load of %s did not settle it: %s", path, result.reason)
     else:
         _save_record(records, key, result)
     if result.ok:
-        log.info("trial load of %s passed in %.2f s", info.path.name, result.seconds)
+        log.info("trial load of %s passed in %.2f s", Path(path).name, result.seconds)
     else:
-        log.info("trial load of %s failed: %s", info.path, result.reason)
+        log.info("trial load of %s failed: %s", path, result.reason)
     return result
 
 

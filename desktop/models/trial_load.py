@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -56,7 +56,8 @@ _WINDOWS = {0xC0000005: "crashed with an access violation",
             0xC000001D: "stopped on an instruction this processor does not have",
             0xC0000409: "aborted", 0xC00000FD: "crashed with a stack overflow", 3: "aborted"}
 _STAGES = {"start": "starting", "load": "loading the model",
-           "embed": "embedding test passages", "done": "finishing"}
+           "embed": "embedding test passages", "answer": "writing a test answer",
+           "done": "finishing"}
 _ASSERT = re.compile(r"((?:[\w./\\:-]+\.(?:c|cpp|h):\d+: )?GGML_ASSERT\(.*\) failed|"
                      r"terminate called .*|[\w./\\:-]+\.(?:c|cpp|h):\d+: .+)")
 _SOURCE = re.compile(r"^(?:.*[\\/])?([\w.-]+\.(?:c|cpp|h):\d+): (.+)$")
@@ -98,6 +99,13 @@ def child_command(payload: str) -> list[str]:
 def run_child(path: str | os.PathLike[str], settings: EmbedderSettings, *,
               timeout: float = TIMEOUT, cancel: threading.Event | None = None) -> CheckResult:
     payload = json.dumps({"path": os.fspath(path), "settings": asdict(settings)})
+    return run_trial(CHILD_FLAG, payload, timeout=timeout, cancel=cancel)
+
+
+def run_trial(flag: str, payload: str, *, timeout: float = TIMEOUT,
+              cancel: threading.Event | None = None) -> CheckResult:
+    """Start Semdex as the child that ``flag`` names (frozen.CHILD_FLAGS) with ``payload``,
+    and read what became of it: its last words on stdout, or how it died."""
     env = dict(os.environ)
     env["GGML_NO_BACKTRACE"] = "1"  # ggml would attach gdb to itself to print a backtrace
     env.setdefault("PYTHONIOENCODING", "utf-8")
@@ -109,7 +117,7 @@ def run_child(path: str | os.PathLike[str], settings: EmbedderSettings, *,
         kw["start_new_session"] = True
     t0 = time.monotonic()
     try:
-        proc = subprocess.Popen(child_command(payload), stdin=subprocess.PIPE,
+        proc = subprocess.Popen(frozen.child_command(flag, payload), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, **kw)
     except OSError as exc:
         return CheckResult(False, f"the trial load could not start ({exc})", "start",
@@ -298,17 +306,26 @@ def _private_stdout() -> None:
         _out = sys.stdout
 
 
+def child_setup() -> None:
+    """What a trial child does first: its messages get stdout to themselves (C code's prints
+    go to stderr), errors are logged to stderr, and it dies with its parent."""
+    _private_stdout()
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr,
+                        format="%(name)s: %(message)s")
+    if sys.stdin is not None and not sys.stdin.isatty():
+        _exit_with_parent()
+
+
+say = _say  # a trial child's message to its parent: a line of JSON on the private stdout
+
+
 def child_main(argv: Sequence[str]) -> int:
     import numpy as np
 
     from desktop.models import llama_log
     from desktop.models.embedder import Embedder
 
-    _private_stdout()
-    logging.basicConfig(level=logging.ERROR, stream=sys.stderr,
-                        format="%(name)s: %(message)s")
-    if sys.stdin is not None and not sys.stdin.isatty():
-        _exit_with_parent()
+    child_setup()
     args = json.loads(argv[0])
     settings = EmbedderSettings(**args["settings"])
     t0 = time.monotonic()
@@ -343,12 +360,14 @@ def child_main(argv: Sequence[str]) -> int:
     return 0
 
 
-def run_as_child(argv: Sequence[str]) -> None:
-    """Run the child and end the process at once: no interpreter shutdown, which would race
-    the thread that watches stdin (and tear down llama.cpp for nothing)."""
+def run_as_child(argv: Sequence[str], main: Callable[[Sequence[str]], int] | None = None
+                 ) -> None:
+    """Run the child (``main``, child_main unless given) and end the process at once: no
+    interpreter shutdown, which would race the thread that watches stdin (and tear down
+    llama.cpp for nothing)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # an interrupt ends it as a signal
     try:
-        code = child_main(argv)
+        code = (main or child_main)(argv)
     except BaseException:  # a Python error: its traceback goes to the parent on stderr
         import traceback
 
