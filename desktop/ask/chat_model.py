@@ -37,7 +37,13 @@ from desktop.models.chat_template import (
 )
 from desktop.models.gguf_info import ModelFileError, ModelInfo, read_model_info
 from desktop.models.gpu import cpu_threads
-from desktop.models.llama_model import AMX_TYPES, LlamaModel, LoadParams, extra_bufts_safe
+from desktop.models.llama_model import (
+    AMX_TYPES,
+    LlamaModel,
+    LoadParams,
+    extra_bufts_safe,
+    tokenize,
+)
 
 log = logging.getLogger(__name__)
 
@@ -216,28 +222,11 @@ class ChatModel:
     def tokenize(self, text: str) -> list[int]:
         """Tokens of rendered template text: special tokens read as such, no BOS added (the
         template writes its own)."""
-        data = text.encode("utf-8")
-        n_max = len(data) + 16
-        buf = np.empty(n_max, dtype=np.int32)
-        n = self._lc.llama_tokenize(self._vocab, data, len(data),
-                                    buf.ctypes.data_as(ctypes.POINTER(self._lc.llama_token)),
-                                    n_max, False, True)
-        if n < 0:
-            buf = np.empty(-n, dtype=np.int32)
-            n = self._lc.llama_tokenize(self._vocab, data, len(data),
-                                        buf.ctypes.data_as(ctypes.POINTER(self._lc.llama_token)),
-                                        -n, False, True)
-        return buf[:n].tolist()
+        return tokenize(self._vocab, text, add_special=False, parse_special=True)
 
     def count(self, text: str) -> int:
         """Tokens of plain text (a passage, a question) inside a prompt."""
-        data = text.encode("utf-8")
-        n_max = len(data) + 16
-        buf = np.empty(n_max, dtype=np.int32)
-        n = self._lc.llama_tokenize(self._vocab, data, len(data),
-                                    buf.ctypes.data_as(ctypes.POINTER(self._lc.llama_token)),
-                                    n_max, False, False)
-        return abs(int(n))
+        return len(tokenize(self._vocab, text, add_special=False))
 
     def prompt_tokens(self, user_message: str) -> list[int]:
         return self.tokenize(self.template.render(user_message))

@@ -8,10 +8,10 @@ to be a billion pixels is refused with a message, not allowed to take the memory
 from __future__ import annotations
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, QSize, Qt, QTimer
-from PySide6.QtGui import QImage, QImageReader, QPainter, QPalette, QPixmap, QResizeEvent
+from PySide6.QtGui import QImage, QImageReader, QPalette, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from desktop.gui.preview_pdf import HIGHLIGHT, MARGIN, RERENDER_MS
+from desktop.gui.preview_pdf import MARGIN, RERENDER_MS, marked_image, scroll_to_rects
 
 MAX_MEGABYTES = 512  # decoded image memory at the most (a 100-megapixel photo needs 400 MB)
 PAD = 0.004  # added around each line's box, as a fraction of the image's size
@@ -86,36 +86,14 @@ class ImagePreview(QWidget):
         scale = min(width * dpr / self._source.width(), 2.0 * dpr)
         size = QSize(max(1, round(self._source.width() * scale)),
                      max(1, round(self._source.height() * scale)))
-        image = QImage(size, QImage.Format.Format_RGB32)
-        image.fill(Qt.GlobalColor.white)
-        painter = QPainter(image)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        painter.drawImage(QRectF(0, 0, size.width(), size.height()), self._source)
         w, h = size.width(), size.height()
         self._rects = [QRectF((x0 - PAD) * w, (y0 - PAD) * h, (x1 - x0 + 2 * PAD) * w,
                               (y1 - y0 + 2 * PAD) * h) for x0, y0, x1, y1 in self._boxes]
-        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Multiply)
-        for rect in self._rects:
-            painter.fillRect(rect, HIGHLIGHT)
-        painter.end()
-        image.setDevicePixelRatio(dpr)
-        self._image = image
+        self._image = image = marked_image(self._source, size, self._rects, dpr)
         self._rendered_width = width
         self._label.setPixmap(QPixmap.fromImage(image))
         self._label.adjustSize()
-        self._scroll_to_boxes()
-
-    def _scroll_to_boxes(self) -> None:
-        bar = self._scroll.verticalScrollBar()
-        if not self._rects:
-            bar.setValue(0)
-            return
-        dpr = self._image.devicePixelRatio() or 1.0
-        top = min(r.top() for r in self._rects) / dpr + MARGIN
-        bottom = max(r.bottom() for r in self._rects) / dpr + MARGIN
-        view = self._scroll.viewport().height()
-        bar.setValue(round((top + bottom - view) / 2) if bottom - top < view * 0.8
-                     else round(top - 24))
+        scroll_to_rects(self._scroll, self._image, self._rects)
 
     def _rerender(self) -> None:
         if not self._source.isNull() and self._fit_width() != self._rendered_width:

@@ -30,6 +30,38 @@ MAX_PIXELS = 40_000_000  # a poster-sized page must not allocate gigabytes
 RERENDER_MS = 80
 
 
+def marked_image(picture: QImage, size: QSize, rects: list[QRectF], dpr: float) -> QImage:
+    """``picture`` drawn at ``size`` on white paper (a PDF page's paper is transparent), the
+    highlight multiplied over ``rects``: yellow on the paper, the ink stays black."""
+    image = QImage(size, QImage.Format.Format_RGB32)
+    image.fill(Qt.GlobalColor.white)
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+    painter.drawImage(QRectF(0, 0, size.width(), size.height()), picture)
+    painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Multiply)
+    for rect in rects:
+        painter.fillRect(rect, HIGHLIGHT)
+    painter.end()
+    image.setDevicePixelRatio(dpr)
+    return image
+
+
+def scroll_to_rects(scroll: QScrollArea, image: QImage, rects: list[QRectF]) -> None:
+    """Scroll so the highlight is in view: centred when it fits, else its top near the top."""
+    bar = scroll.verticalScrollBar()
+    if not rects:
+        bar.setValue(0)
+        return
+    dpr = image.devicePixelRatio() or 1.0
+    top = min(r.top() for r in rects) / dpr + MARGIN
+    bottom = max(r.bottom() for r in rects) / dpr + MARGIN
+    view = scroll.viewport().height()
+    if bottom - top < view * 0.8:
+        bar.setValue(round((top + bottom - view) / 2))
+    else:
+        bar.setValue(round(top - 24))
+
+
 def ocr_boxes(lines: list, start: int, end: int) -> list[tuple[float, float, float, float]]:
     """The boxes (fractions of the page) of the OCR'd lines a passage [start, end) covers;
     ``lines`` as the index keeps them, [start, end, x0, y0, x1, y1] each."""
@@ -217,17 +249,8 @@ class PdfPreview(QWidget):
             self._page_label.setText(self.tr("This page cannot be displayed."))
             self._image, self._rects = QImage(), []
             return
-        image = QImage(size, QImage.Format.Format_RGB32)
-        image.fill(Qt.GlobalColor.white)  # PDFium leaves the paper transparent
-        painter = QPainter(image)
-        painter.drawImage(0, 0, page_image)
         self._rects = self._highlight_rects(index, scale) if self._page == self._hit_page else []
-        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Multiply)
-        for rect in self._rects:
-            painter.fillRect(rect, HIGHLIGHT)
-        painter.end()
-        image.setDevicePixelRatio(dpr)
-        self._image = image
+        self._image = image = marked_image(page_image, size, self._rects, dpr)
         self._rendered_width = width
         self._page_label.setPixmap(QPixmap.fromImage(image))
         self._page_label.adjustSize()
@@ -256,18 +279,7 @@ class PdfPreview(QWidget):
         if not self.isVisible():
             return  # the viewport has no real size yet; done again on the first resize
         self._scroll_pending = False
-        bar = self._scroll.verticalScrollBar()
-        if not self._rects:
-            bar.setValue(0)
-            return
-        dpr = self._image.devicePixelRatio() or 1.0
-        top = min(r.top() for r in self._rects) / dpr + MARGIN
-        bottom = max(r.bottom() for r in self._rects) / dpr + MARGIN
-        view = self._scroll.viewport().height()
-        if bottom - top < view * 0.8:
-            bar.setValue(round((top + bottom - view) / 2))
-        else:
-            bar.setValue(round(top - 24))
+        scroll_to_rects(self._scroll, self._image, self._rects)
 
     def _rerender(self) -> None:
         if self._page and self._fit_width() != self._rendered_width:

@@ -57,6 +57,7 @@ FILE_SCHEMA = pa.schema([
 # The lines that OCR read on a page (a scan in a PDF, an image), with their place on it: what
 # marks a passage as read by OCR and lets the preview highlight it on the page. By content
 # hash, like the passages: copies share them, and a row no file's hash names is an orphan.
+OCR_LOOK_S = 5.0  # seconds a search trusts that there is no OCR table yet
 OCR_SCHEMA = pa.schema([
     ("hash", pa.string()),
     ("page", pa.int32()),  # as the passages have it; 0 for a file of one image
@@ -188,6 +189,7 @@ class Store:
         self.files = self._open_or_create(f"files_{key}", FILE_SCHEMA, existing)
         self.chunks = self._open_or_create(f"chunks_{key}", chunk_schema(dims), existing)
         self._ocr: Any | None = None  # the table of OCR'd lines, once there is one
+        self._ocr_looked = -OCR_LOOK_S  # when the tables were last listed for it (monotonic)
         self._has_fts = False  # known to have the full-text index (the writer builds it)
         # (when asked, the vector index's partitions: 0 without one)
         self._vector_index_at: tuple[float, int] | None = None
@@ -404,7 +406,10 @@ class Store:
     def _ocr_table(self, create: bool = False) -> Any | None:
         """The table of OCR'd lines; None while nothing was ever read by OCR (made at the
         first write that needs it)."""
-        if self._ocr is None:
+        if self._ocr is None and (create or time.monotonic() - self._ocr_looked > OCR_LOOK_S):
+            # (a search of a library without scans lists the tables once in a while, not at
+            # every query: a listing is a request on object storage)
+            self._ocr_looked = time.monotonic()
             name = f"ocr_{self.key}"
             if name in self._table_names():
                 self._ocr = self._open_or_create(name, OCR_SCHEMA, {name})
@@ -416,8 +421,8 @@ class Store:
         """The lines OCR read on these (hash, page), [start, end, x0, y0, x1, y1] each, for
         those that were read by OCR (page 0: a file of one image)."""
         pairs = set(pairs)
-        table = self._ocr_table()
-        if not pairs or table is None:
+        table = self._ocr_table() if pairs else None
+        if table is None:
             return {}
         hashes = sorted({h for h, _ in pairs})
         found: dict[tuple[str, int], list[Any]] = {}

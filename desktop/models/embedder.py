@@ -42,6 +42,7 @@ from desktop.models.llama_model import (
     VocabModel,
     extra_bufts_safe,
     gpu_offload_supported,
+    tokenize,
 )
 from desktop.models.memory import assess, semdex_batch_tokens
 from desktop.models.profiles import Profile, detect_profile
@@ -254,10 +255,6 @@ class Embedder:
         self.pack_tokens = chunk
         self.batch_tokens = semdex_batch_tokens(max_tokens, chunk)
         self._open(settings)
-        import llama_cpp
-
-        self._llama_tokenize = llama_cpp.llama_tokenize
-        self._token_p = ctypes.POINTER(llama_cpp.llama_token)
         self._eos = self._resolve_eos()
         self._lock = threading.Lock()
         self._turn = threading.Condition()
@@ -365,20 +362,7 @@ class Embedder:
 
     def _tokenize(self, text: str, *, add_special: bool, parse_special: bool = False
                   ) -> list[int]:
-        data = text.encode("utf-8", "replace")
-        n_max = len(data) + 16
-        for _ in range(2):  # a second time only when llama.cpp asks for a bigger buffer
-            # A numpy buffer, not `(llama_token * n_max)()`: ctypes makes (and keeps forever)
-            # a new array type for every new length, and the pile of types set off full garbage
-            # collections that held the GIL for 50-100 ms: the window froze while indexing.
-            buf = np.empty(n_max, dtype=np.int32)
-            n = self._llama_tokenize(self._vocab, data, len(data),
-                                     buf.ctypes.data_as(self._token_p), n_max, add_special,
-                                     parse_special)
-            if n >= 0:
-                return buf[:n].tolist()
-            n_max = -n
-        raise RuntimeError(f"llama.cpp could not tokenize a text of {len(data)} bytes")
+        return tokenize(self._vocab, text, add_special=add_special, parse_special=parse_special)
 
     def count(self, text: str) -> int:
         """Tokens of a piece of text alone (chunking packs these)."""

@@ -218,6 +218,31 @@ def _device_list(name: str | None):
     return (ctypes.c_void_p * (len(handles) + 1))(*handles, None)
 
 
+def tokenize(vocab, text: str, *, add_special: bool, parse_special: bool = False) -> list[int]:
+    """llama.cpp's tokens for ``text`` with a model's vocab (LlamaModel.vocab, VocabModel.vocab):
+    ``add_special`` adds the model's BOS (and the like), ``parse_special`` reads special tokens
+    written in the text as such."""
+    import ctypes
+
+    import llama_cpp
+    import numpy as np
+
+    data = text.encode("utf-8", "replace")
+    n_max = len(data) + 16
+    for _ in range(2):  # a second time only when llama.cpp asks for a bigger buffer
+        # A numpy buffer, not `(llama_token * n_max)()`: ctypes makes (and keeps forever) a new
+        # array type for every new length, and the pile of types set off full garbage
+        # collections that held the GIL for 50-100 ms: the window froze while indexing.
+        buf = np.empty(n_max, dtype=np.int32)
+        n = llama_cpp.llama_tokenize(vocab, data, len(data),
+                                     buf.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token)),
+                                     n_max, add_special, parse_special)
+        if n >= 0:
+            return buf[:n].tolist()
+        n_max = -n
+    raise RuntimeError(f"llama.cpp could not tokenize a text of {len(data)} bytes")
+
+
 class LlamaModel:
     """A model, one context (for embeddings, or for generation: LoadParams.embeddings) and one
     batch; close() frees them in order."""
